@@ -1,0 +1,1 @@
+"""agents: policies and their evaluation against the threshold baseline (not built yet)."""

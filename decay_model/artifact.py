@@ -1,0 +1,220 @@
+"""Save and load fitted decay models as small, self-describing artifacts.
+
+An artifact is a folder with two files:
+
+- ``params.pt``: the fitted numbers, a flat ``dict[str, torch.Tensor]`` loaded
+  with ``weights_only=True`` (no pickled code runs on load);
+- ``card.json``: what the model is (name, format version, its config), what it
+  was fitted on (the log's fingerprint and size, the task), how well it did
+  (metrics), the package and torch versions, and the sha256 of ``params.pt`` so
+  that a truncated or edited file is caught on load.
+
+Both files are written atomically (temporary file, then rename), the card last,
+so an interrupted save never leaves an artifact that loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+import numpy as np
+import torch
+
+from decay_model.errors import ArtifactError
+from decay_model.logs import BehaviourLog
+from decay_model.task import EvalTask, TaskConfig
+
+FORMAT_VERSION = 1
+CARD = "card.json"
+PARAMS = "params.pt"
+
+
+class DecayModel(Protocol):
+    """What every decay model offers, so tables, artifacts and the simulator treat them alike."""
+
+    name: str
+
+    def fit(self, task: EvalTask) -> Any:
+        """Fit on the task's training period (validation may select settings)."""
+        ...
+
+    def predict(self, task: EvalTask, period: str) -> np.ndarray:
+        """P(re-engagement within the horizon) for each example of a period."""
+        ...
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Every fitted number, as tensors."""
+        ...
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state` returned."""
+        ...
+
+    def describe(self) -> dict[str, object]:
+        """Readable summary of the fit for the card."""
+        ...
+
+    def config_dict(self) -> dict[str, Any]:
+        """The constructor's settings, JSON-ready."""
+        ...
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        """Build an unfitted model from :meth:`config_dict`'s output."""
+        ...
+
+
+_REGISTRY: dict[str, Callable[[dict[str, Any]], DecayModel]] = {}
+
+
+def register_model(name: str, factory: Callable[[dict[str, Any]], DecayModel]) -> None:
+    """Make a model type loadable by name (its ``from_config``)."""
+    _REGISTRY[name] = factory
+
+
+def package_version() -> str:
+    """Installed decaygym version, or "unknown" when run from a bare checkout."""
+    try:
+        return metadata.version("decaygym")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that readers see either the old content or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: object) -> None:
+    """JSON (sorted keys, indented) written atomically."""
+    atomic_write_bytes(
+        path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode()
+    )
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def data_card(log: BehaviourLog) -> dict[str, Any]:
+    """What a model was fitted on: enough to recognise the same data again."""
+    return {
+        "name": Path(log.report.path).name,
+        "source": log.report.source,
+        "fingerprint": log.fingerprint(),
+        "n_events": log.n_events,
+        "n_users": log.n_users,
+        "n_categories": log.n_categories,
+        "t_min": log.t_min,
+        "t_max": log.t_max,
+    }
+
+
+def save_artifact(
+    model: DecayModel,
+    directory: str | os.PathLike[str],
+    *,
+    log: BehaviourLog,
+    task_config: TaskConfig,
+    metrics: dict[str, dict[str, float]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``params.pt`` then ``card.json`` into ``directory``; returns the folder."""
+    folder = Path(directory)
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu().contiguous() for k, v in model.state().items()}, buffer)
+    params = buffer.getvalue()
+    atomic_write_bytes(folder / PARAMS, params)
+    card = {
+        "format_version": FORMAT_VERSION,
+        "model": model.name,
+        "config": model.config_dict(),
+        "summary": model.describe(),
+        "data": data_card(log),
+        "task": task_config.to_dict(),
+        "metrics": metrics or {},
+        "params_sha256": hashlib.sha256(params).hexdigest(),
+        "versions": {"decaygym": package_version(), "torch": torch.__version__, "numpy": np.__version__},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    atomic_write_json(folder / CARD, card)
+    return folder
+
+
+def read_card(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The artifact's card, validated for format; raises ArtifactError with the reason."""
+    folder = Path(directory)
+    card_path = folder / CARD
+    if not folder.exists():
+        raise ArtifactError(f"{folder}: no such artifact folder")
+    if not card_path.is_file():
+        raise ArtifactError(
+            f"{folder}: not a decay artifact (no {CARD}); expected a folder written by save_artifact"
+        )
+    try:
+        card = json.loads(card_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{card_path}: corrupted card, not valid JSON ({exc})") from exc
+    if not isinstance(card, dict) or "format_version" not in card or "model" not in card:
+        raise ArtifactError(f"{card_path}: corrupted card: format_version or model missing")
+    if card["format_version"] != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{card_path}: artifact format {card['format_version']!r}, but this decaygym reads format "
+            f"{FORMAT_VERSION}; refit the model with this version"
+        )
+    return card
+
+
+def load_artifact(
+    directory: str | os.PathLike[str], *, expect_fingerprint: str | None = None
+) -> tuple[DecayModel, dict[str, Any]]:
+    """Load a fitted model and its card; every mismatch raises ArtifactError naming the cause."""
+    folder = Path(directory)
+    card = read_card(folder)
+    name = card["model"]
+    if name not in _REGISTRY:
+        raise ArtifactError(f"{folder / CARD}: unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    params_path = folder / PARAMS
+    if not params_path.is_file():
+        raise ArtifactError(f"{folder}: {PARAMS} is missing")
+    params = params_path.read_bytes()
+    if hashlib.sha256(params).hexdigest() != card.get("params_sha256"):
+        raise ArtifactError(f"{params_path}: corrupted: its sha256 does not match the card's params_sha256")
+    if expect_fingerprint is not None and card.get("data", {}).get("fingerprint") != expect_fingerprint:
+        raise ArtifactError(
+            f"{folder}: fitted on data with fingerprint {card.get('data', {}).get('fingerprint')!r}, "
+            f"not the expected {expect_fingerprint!r}"
+        )
+    try:
+        state = torch.load(io.BytesIO(params), map_location="cpu", weights_only=True)
+        model = _REGISTRY[name](card.get("config", {}))
+        model.load_state(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{folder}: parameters do not fit model {name!r}: {exc}") from exc
+    return model, card

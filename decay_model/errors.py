@@ -1,0 +1,24 @@
+"""The small exception hierarchy every decaygym package raises.
+
+Bad input from a user raises one of these with a one-line message that says
+what is wrong and where; command-line entry points print that line and exit
+with status 2 instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+
+class DecaygymError(Exception):
+    """Base class of every error decaygym raises on purpose."""
+
+
+class DataValidationError(DecaygymError, ValueError):
+    """A behaviour log is missing, unreadable or holds values outside the schema."""
+
+
+class ConfigError(DecaygymError, ValueError):
+    """A configuration field or command-line option has an invalid value."""
+
+
+class ArtifactError(DecaygymError):
+    """A saved model artifact is missing, corrupted, or of another format or version."""

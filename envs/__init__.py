@@ -1,0 +1,1 @@
+"""envs: the Gymnasium simulator of users whose interest decays (not built yet)."""

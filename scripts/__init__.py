@@ -1,0 +1,1 @@
+"""scripts: the command-line entry points; thin wrappers over the packages."""

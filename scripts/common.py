@@ -1,0 +1,112 @@
+"""What every script shares: run folders, provenance, one-line errors, progress."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from decay_model.artifact import atomic_write_json
+from decay_model.errors import DecaygymError
+
+console = Console(stderr=True)
+
+_PACKAGES = (
+    "decaygym",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "torch",
+    "gymnasium",
+    "stable-baselines3",
+    "scikit-learn",
+)
+
+
+def versions() -> dict[str, str]:
+    """Python and package versions, recorded with every run."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout the code runs from, if it is a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def make_run_dir(out: str | None, script: str, label: str, seed: int) -> Path:
+    """``--out`` as given, else ``runs/<script>__<label>__seed<seed>__<timestamp>``."""
+    if out:
+        path = Path(out)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path("runs") / f"{script}__{label}__seed{seed}__{stamp}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_provenance(run_dir: Path, config: dict[str, Any], seed: int, argv: Sequence[str]) -> None:
+    """config.json: the run's settings, seed, command, versions and commit, so it can be rerun."""
+    atomic_write_json(
+        run_dir / "config.json",
+        {
+            "config": config,
+            "seed": seed,
+            "command": " ".join(["python", "-m", *argv]) if argv else None,
+            "versions": versions(),
+            "git_commit": git_commit(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+
+
+def progress() -> Progress:
+    """A progress display on stderr, so that stdout keeps only the results."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def run_cli(
+    prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None
+) -> None:
+    """Run ``main`` and turn decaygym's own errors into one line on stderr and exit status 2."""
+    try:
+        code = main(argv)
+    except DecaygymError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; results already written are kept", file=sys.stderr)
+        code = 130
+    raise SystemExit(code)

@@ -1,0 +1,279 @@
+"""Fit decay models on a behaviour log and compare them on the evaluation task.
+
+Examples:
+    python -m scripts.fit_decay                                  # built-in synthetic log
+    python -m scripts.fit_decay --logs UserBehavior_head.csv --source taobao --out runs/taobao
+
+Writes into the run folder: ``metrics.json`` (model -> split -> metric),
+``table.md``, ``config.json`` (settings, seed, versions, commit), one artifact
+per model under ``artifacts/<model>/``, ``decay_curves.png`` and
+``reliability.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from decay_model import MODELS, TaskConfig
+from decay_model.artifact import atomic_write_bytes, atomic_write_json, save_artifact
+from decay_model.logs import SOURCES, BehaviourLog, load_log
+from decay_model.metrics import METRIC_NAMES, calibration_table, evaluate
+from decay_model.synthetic import SyntheticConfig, generate
+from decay_model.task import EvalTask
+from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
+
+REPORTED_SPLITS = ("valid", "test")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options; ``--help`` explains each."""
+    parser = argparse.ArgumentParser(
+        prog="decaygym-fit-decay",
+        description="Fit interest-decay models on a behaviour log and print their comparison table.",
+    )
+    parser.add_argument(
+        "--logs",
+        metavar="PATH",
+        help="behaviour log (CSV with or without header, or Parquet); "
+        "default: the built-in synthetic log with known decay rates",
+    )
+    parser.add_argument(
+        "--source",
+        choices=sorted(SOURCES),
+        help="vocabulary of the log (default: detected from header and values)",
+    )
+    parser.add_argument(
+        "--item-categories", metavar="PATH", help="item -> category table, for logs without categories"
+    )
+    parser.add_argument(
+        "--model",
+        default="all",
+        choices=["all", *MODELS],
+        help="which model to fit (default: all, for the table)",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", help="run folder (default: runs/fit_decay__<data>__seed<seed>__<time>)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic log and of torch (default: 0)"
+    )
+    parser.add_argument(
+        "--horizon-hours", type=float, default=24.0, help="prediction horizon h (default: 24)"
+    )
+    parser.add_argument("--step-hours", type=float, default=6.0, help="spacing of cutoffs (default: 6)")
+    parser.add_argument("--train-days", type=float, default=5.0, help="training period length (default: 5)")
+    parser.add_argument("--valid-days", type=float, default=2.0, help="validation period length (default: 2)")
+    parser.add_argument("--test-days", type=float, default=2.0, help="test period length (default: 2)")
+    return parser.parse_args(argv)
+
+
+def load_data(args: argparse.Namespace) -> tuple[BehaviourLog, dict[str, Any], str]:
+    """The log to fit on, a description of it, and a short label for the run folder."""
+    if args.logs:
+        log = load_log(args.logs, args.source, item_categories=args.item_categories)
+        return log, {"logs": args.logs, "source": log.report.source}, Path(args.logs).stem
+    synthetic = generate(SyntheticConfig(), seed=args.seed)
+    return synthetic.log, {"logs": "synthetic", **synthetic.card()}, "synthetic"
+
+
+def format_table(metrics: dict[str, dict[str, dict[str, float | None]]]) -> str:
+    """Markdown table: one row per model and split."""
+    header = "| model | split | " + " | ".join(METRIC_NAMES) + " |"
+    lines = [header, "|" + "---|" * (len(METRIC_NAMES) + 2)]
+    for model, splits in metrics.items():
+        for split, row in splits.items():
+            cells = []
+            for name in METRIC_NAMES:
+                value = row[name]
+                if value is None:
+                    cells.append("n/a")
+                elif name == "n":
+                    cells.append(f"{int(value):,}")
+                else:
+                    cells.append(f"{value:.4f}")
+            lines.append(f"| {model} | {split} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def print_table(metrics: dict[str, dict[str, dict[str, float | None]]]) -> None:
+    """The comparison table on stdout, with the best value of each split in bold."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Re-engagement within the horizon: decay models compared")
+    for col in ("model", "split", *METRIC_NAMES):
+        table.add_column(col, justify="left" if col in ("model", "split") else "right")
+    for split in REPORTED_SPLITS:
+        rows = {m: s[split] for m, s in metrics.items() if split in s}
+        best_ll = min(r["log_loss"] for r in rows.values())
+        best_auc = max((r["auc"] for r in rows.values() if r["auc"] is not None), default=None)
+        for model, row in rows.items():
+            cells = []
+            for name in METRIC_NAMES:
+                value = row[name]
+                text = "n/a" if value is None else (f"{int(value):,}" if name == "n" else f"{value:.4f}")
+                if (name == "log_loss" and value == best_ll) or (name == "auc" and value == best_auc):
+                    text = f"[bold]{text}[/bold]"
+                cells.append(text)
+            table.add_row(model, split, *cells)
+    Console(width=140).print(table)
+
+
+def plot_decay_curves(path: Path, models: dict[str, Any], log: BehaviourLog, top: int = 8) -> None:
+    """Fitted decay of one event's interest, e^{-λ_c t}, for the most frequent categories."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hours = np.linspace(0, 96, 200)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    counts = log.events["category_id"].value_counts().head(top)
+    rates = models["exponential"].category_rates() if "exponential" in models else {}
+    colors = plt.get_cmap("tab10")
+    for i, category in enumerate(counts.index):
+        lam = rates.get(int(category))
+        if lam is None:
+            continue
+        ax.plot(
+            hours,
+            np.exp(-lam * hours),
+            color=colors(i % 10),
+            label=f"category {category} (λ={lam:.3f}/h, half-life {math.log(2) / lam:.0f} h)",
+        )
+    if "global_decay" in models:
+        lam0 = math.exp(models["global_decay"].log_lambda0)
+        ax.plot(hours, np.exp(-lam0 * hours), "k--", lw=2, label=f"global_decay (λ={lam0:.3f}/h)")
+    ax.set_xlabel("hours since the event")
+    ax.set_ylabel("remaining interest e^{-λt}")
+    ax.set_title("Fitted interest decay of the most frequent categories")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_reliability(path: Path, task: EvalTask, predictions: dict[str, np.ndarray]) -> None:
+    """Reliability diagram on the test period: mean prediction against observed rate per bin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":")
+    y = task.labels("test")
+    for name, p in predictions.items():
+        rows = calibration_table(y, p)
+        ax.plot([r["mean_pred"] for r in rows], [r["observed"] for r in rows], marker="o", label=name)
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed re-engagement rate")
+    ax.set_title("Calibration on the test period")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _clean(metrics: dict[str, float]) -> dict[str, float | None]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Fit, evaluate, write the run folder and print the table."""
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    task_config = TaskConfig(
+        horizon_hours=args.horizon_hours,
+        step_hours=args.step_hours,
+        train_days=args.train_days,
+        valid_days=args.valid_days,
+        test_days=args.test_days,
+    )
+    names = list(MODELS) if args.model == "all" else [args.model]
+    with progress() as bar:
+        step = bar.add_task("loading the log", total=len(names) + 3)
+        log, data_info, label = load_data(args)
+        console.print(f"[dim]{log.report.summary()}[/dim]")
+        for warning in log.report.warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}")
+        run_dir = make_run_dir(args.out, "fit_decay", label, args.seed)
+        write_provenance(
+            run_dir,
+            {**vars(args), "data": data_info, "task": task_config.to_dict()},
+            args.seed,
+            ["scripts.fit_decay", *(sys.argv[1:] if argv is None else argv)],
+        )
+        bar.update(step, advance=1, description="building the evaluation task")
+        task = EvalTask(log, task_config)
+        task.examples("train"), task.examples("valid"), task.examples("test")
+        bar.update(step, advance=1)
+        fitted: dict[str, Any] = {}
+        metrics: dict[str, dict[str, dict[str, float | None]]] = {}
+        test_predictions: dict[str, np.ndarray] = {}
+        for name in names:
+            bar.update(step, description=f"fitting {name}")
+            model = MODELS[name]().fit(task)
+            fitted[name] = model
+            metrics[name] = {}
+            for split in REPORTED_SPLITS:
+                p = model.predict(task, split)
+                metrics[name][split] = _clean(evaluate(task.labels(split), p))
+                if split == "test":
+                    test_predictions[name] = p
+            save_artifact(
+                model,
+                run_dir / "artifacts" / name,
+                log=log,
+                task_config=task_config,
+                metrics=metrics[name],
+                extra={
+                    "command": "python -m scripts.fit_decay "
+                    + " ".join(sys.argv[1:] if argv is None else argv)
+                },
+            )
+            bar.update(step, advance=1)
+        bar.update(step, description="writing tables and plots")
+        atomic_write_json(run_dir / "metrics.json", metrics)
+        atomic_write_json(
+            run_dir / "task.json",
+            {
+                "config": task_config.to_dict(),
+                "periods": task.describe().astype({"start": str, "end": str}).to_dict(orient="records"),
+            },
+        )
+        atomic_write_bytes(run_dir / "table.md", (format_table(metrics) + "\n").encode())
+        plot_reliability(run_dir / "reliability.png", task, test_predictions)
+        if "exponential" in fitted or "global_decay" in fitted:
+            plot_decay_curves(run_dir / "decay_curves.png", fitted, log)
+        bar.update(step, advance=1, description="done")
+    print_table(metrics)
+    console.print(f"run folder: {run_dir}")
+    return 0
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    """Console entry point ``decaygym-fit-decay``."""
+    run_cli("decaygym-fit-decay", main, argv)
+
+
+if __name__ == "__main__":
+    cli()
