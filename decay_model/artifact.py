@@ -36,6 +36,7 @@ from decay_model.task import EvalTask, TaskConfig
 FORMAT_VERSION = 1
 CARD = "card.json"
 PARAMS = "params.pt"
+POPULATION = "population.json"
 
 
 class DecayModel(Protocol):
@@ -142,14 +143,20 @@ def save_artifact(
     log: BehaviourLog,
     task_config: TaskConfig,
     metrics: dict[str, dict[str, float]] | None = None,
+    population: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``params.pt`` then ``card.json`` into ``directory``; returns the folder."""
+    """Write ``params.pt`` (and ``population.json``), then ``card.json``; returns the folder."""
     folder = Path(directory)
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu().contiguous() for k, v in model.state().items()}, buffer)
     params = buffer.getvalue()
     atomic_write_bytes(folder / PARAMS, params)
+    hashes = {"params_sha256": hashlib.sha256(params).hexdigest()}
+    if population is not None:
+        blob = (json.dumps(population, indent=1, sort_keys=True, default=_json_default) + "\n").encode()
+        atomic_write_bytes(folder / POPULATION, blob)
+        hashes["population_sha256"] = hashlib.sha256(blob).hexdigest()
     card = {
         "format_version": FORMAT_VERSION,
         "model": model.name,
@@ -158,7 +165,7 @@ def save_artifact(
         "data": data_card(log),
         "task": task_config.to_dict(),
         "metrics": metrics or {},
-        "params_sha256": hashlib.sha256(params).hexdigest(),
+        **hashes,
         "versions": {"decaygym": package_version(), "torch": torch.__version__, "numpy": np.__version__},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **(extra or {}),
@@ -218,3 +225,18 @@ def load_artifact(
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ArtifactError(f"{folder}: parameters do not fit model {name!r}: {exc}") from exc
     return model, card
+
+
+def load_population(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The artifact's population summary (per-category distributions of λ and b)."""
+    folder = Path(directory)
+    card = read_card(folder)
+    path = folder / POPULATION
+    if "population_sha256" not in card:
+        raise ArtifactError(f"{folder}: this artifact carries no population summary")
+    if not path.is_file():
+        raise ArtifactError(f"{folder}: {POPULATION} is missing")
+    blob = path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != card["population_sha256"]:
+        raise ArtifactError(f"{path}: corrupted: its sha256 does not match the card's population_sha256")
+    return json.loads(blob)

@@ -33,8 +33,8 @@ import pandas as pd
 import torch
 from scipy.optimize import curve_fit, minimize_scalar
 
-from decay_model.errors import ConfigError
-from decay_model.logs import BEHAVIORS
+from decay_model.errors import ConfigError, DataValidationError
+from decay_model.logs import BEHAVIORS, BehaviourLog
 from decay_model.metrics import log_loss
 from decay_model.task import EvalTask, History
 
@@ -198,6 +198,39 @@ class _DecayCore:
                     int(c): math.exp(self.log_lambda0 + d) for c, d in zip(eff.ids, eff.values, strict=True)
                 }
         return {}
+
+    def encode(self, log: BehaviourLog, at: int | None = None) -> pd.DataFrame:
+        """Interest now, decay rate and floor of every (user, category) pair with events before ``at``.
+
+        ``at`` defaults to just after the last event. Interest and floor are on
+        the probability scale of the evaluation task (see decay_model.population).
+        """
+        at = log.t_max + 1 if at is None else int(at)
+        ev = log.events.loc[log.events["timestamp"] < at, ["user_id", "category_id", "behavior", "timestamp"]]
+        if ev.empty:
+            raise DataValidationError(f"{log.report.path}: no events before {at}; nothing to encode")
+        ev = ev.sort_values(
+            ["user_id", "category_id", "timestamp"], ascending=[True, True, False], kind="stable"
+        )
+        ev = ev[ev.groupby(["user_id", "category_id"]).cumcount() < self.config.max_events]
+        pairs = ev.groupby(["user_id", "category_id"], sort=True).size().rename("n_events").reset_index()
+        pair_index = pairs.set_index(["user_id", "category_id"]).index
+        example = pair_index.get_indexer(pd.MultiIndex.from_frame(ev[["user_id", "category_id"]]))
+        hist = History(
+            example=example.astype(np.int64),
+            age_hours=((at - ev["timestamp"].to_numpy()) / 3600.0).astype(np.float64),
+            behavior=ev["behavior"].to_numpy().astype(np.int8),
+        )
+        off = self._offset_tensors(pairs)
+        shared = self._shared_tensors()
+        with torch.no_grad():
+            interest = torch.sigmoid(self._logit(hist, off, **shared)).numpy()
+            faded = History(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int8))
+            floor = torch.sigmoid(self._logit(faded, off, **shared)).numpy()
+        lam = np.exp(self.log_lambda0 + off["rate"].numpy())
+        return pairs.assign(interest=interest, lam=lam, floor=floor)[
+            ["user_id", "category_id", "interest", "lam", "floor", "n_events"]
+        ]
 
     @staticmethod
     def _logit(

@@ -49,19 +49,31 @@ class TaskConfig:
     def __post_init__(self) -> None:
         for name in ("horizon_hours", "step_hours", "train_days", "valid_days", "test_days"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"TaskConfig.{name} must be a positive number, got {value!r}")
-        if self.warmup_days < 0 or self.warmup_days >= self.train_days:
+        if not (math.isfinite(self.warmup_days) and 0 <= self.warmup_days < self.train_days):
             raise ConfigError(
-                f"TaskConfig.warmup_days must be in [0, train_days={self.train_days}), "
-                f"got {self.warmup_days!r}"
+                f"TaskConfig.warmup_days must be in [0, train_days={self.train_days}), got {self.warmup_days!r}"
             )
-        for name in ("valid_days", "test_days"):
-            if getattr(self, name) * 24 < self.horizon_hours:
+        if self.seconds("step_hours") < 1:
+            raise ConfigError(f"TaskConfig.step_hours must be at least one second, got {self.step_hours!r}")
+        horizon = self.seconds("horizon_hours")
+        room = {
+            "train_days": self.seconds("train_days") - self.seconds("warmup_days"),
+            "valid_days": self.seconds("valid_days"),
+            "test_days": self.seconds("test_days"),
+        }
+        for name, seconds in room.items():
+            if seconds < horizon:
                 raise ConfigError(
-                    f"TaskConfig.{name}={getattr(self, name)} is shorter than the horizon "
-                    f"({self.horizon_hours} h): the period would hold no cutoff"
+                    f"TaskConfig.{name}={getattr(self, name)} leaves less than the horizon "
+                    f"({self.horizon_hours} h) for cutoffs: the period would hold no example"
                 )
+
+    def seconds(self, name: str) -> int:
+        """A duration field in whole seconds, the unit every boundary is computed in."""
+        value = getattr(self, name)
+        return round(value * (HOUR if name.endswith("_hours") else DAY))
 
     def to_dict(self) -> dict[str, float]:
         """Plain dict for cards and configs."""
@@ -88,11 +100,11 @@ class TimeSplit:
 def make_split(log: BehaviourLog, config: TaskConfig) -> TimeSplit:
     """Anchor the periods at the end of the log (rounded up to the hour) and place cutoffs."""
     end = int(math.ceil((log.t_max + 1) / HOUR) * HOUR)
-    test_start = end - int(config.test_days * DAY)
-    valid_start = test_start - int(config.valid_days * DAY)
-    train_start = valid_start - int(config.train_days * DAY)
-    h = int(config.horizon_hours * HOUR)
-    step = int(config.step_hours * HOUR)
+    test_start = end - config.seconds("test_days")
+    valid_start = test_start - config.seconds("valid_days")
+    train_start = valid_start - config.seconds("train_days")
+    h = config.seconds("horizon_hours")
+    step = config.seconds("step_hours")
 
     def cutoffs(first: int, last_period_end: int) -> np.ndarray:
         # Step back from the last cutoff whose horizon ends exactly at the period end.
@@ -107,7 +119,7 @@ def make_split(log: BehaviourLog, config: TaskConfig) -> TimeSplit:
         test_start=test_start,
         end=end,
         cutoffs={
-            "train": cutoffs(train_start + int(config.warmup_days * DAY), valid_start),
+            "train": cutoffs(train_start + config.seconds("warmup_days"), valid_start),
             "valid": cutoffs(valid_start, test_start),
             "test": cutoffs(test_start, end),
         },
@@ -174,7 +186,7 @@ class EvalTask:
         if period not in PERIODS:
             raise ConfigError(f"period must be one of {PERIODS}, got {period!r}")
         if period not in self._examples:
-            h = int(self.config.horizon_hours * HOUR)
+            h = self.config.seconds("horizon_hours")
             frames = []
             for t in self.split.cutoffs[period]:
                 before = self._count_before(int(t))
