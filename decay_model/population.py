@@ -61,7 +61,7 @@ def summarize_population(encoded: pd.DataFrame, top: int = 200) -> dict[str, Any
 
     def describe(part: pd.DataFrame) -> dict[str, float]:
         return {
-            "pairs": int(len(part)),
+            "pairs": len(part),
             "share": float(len(part) / len(frame)),
             "log_lam_mean": float(part["log_lam"].mean()),
             "log_lam_sd": float(part["log_lam"].std(ddof=0)),
@@ -74,7 +74,7 @@ def summarize_population(encoded: pd.DataFrame, top: int = 200) -> dict[str, Any
 
     return {
         "n_users": int(frame["user_id"].nunique()),
-        "n_pairs": int(len(frame)),
+        "n_pairs": len(frame),
         "categories_per_user": float(frame.groupby("user_id").size().mean()),
         "overall": describe(frame),
         "categories": {str(k): describe(part) for k, part in frame.groupby("group", sort=False)},

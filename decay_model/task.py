@@ -53,7 +53,8 @@ class TaskConfig:
                 raise ConfigError(f"TaskConfig.{name} must be a positive number, got {value!r}")
         if not (math.isfinite(self.warmup_days) and 0 <= self.warmup_days < self.train_days):
             raise ConfigError(
-                f"TaskConfig.warmup_days must be in [0, train_days={self.train_days}), got {self.warmup_days!r}"
+                f"TaskConfig.warmup_days must be in [0, train_days={self.train_days}), "
+                f"got {self.warmup_days!r}"
             )
         if self.seconds("step_hours") < 1:
             raise ConfigError(f"TaskConfig.step_hours must be at least one second, got {self.step_hours!r}")
