@@ -190,6 +190,9 @@ def read_card(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise ArtifactError(f"{card_path}: corrupted card, not valid JSON ({exc})") from exc
     if not isinstance(card, dict) or "format_version" not in card or "model" not in card:
         raise ArtifactError(f"{card_path}: corrupted card: format_version or model missing")
+    for key in ("config", "data", "metrics"):
+        if not isinstance(card.get(key, {}), dict):
+            raise ArtifactError(f"{card_path}: corrupted card: {key!r} must be a mapping")
     if card["format_version"] != FORMAT_VERSION:
         raise ArtifactError(
             f"{card_path}: artifact format {card['format_version']!r}, but this decaygym reads format "
@@ -213,17 +216,23 @@ def load_artifact(
     params = params_path.read_bytes()
     if hashlib.sha256(params).hexdigest() != card.get("params_sha256"):
         raise ArtifactError(f"{params_path}: corrupted: its sha256 does not match the card's params_sha256")
-    if expect_fingerprint is not None and card.get("data", {}).get("fingerprint") != expect_fingerprint:
+    fitted_on = card.get("data", {}).get("fingerprint")
+    if expect_fingerprint is not None and fitted_on != expect_fingerprint:
         raise ArtifactError(
-            f"{folder}: fitted on data with fingerprint {card.get('data', {}).get('fingerprint')!r}, "
+            f"{folder}: fitted on data with fingerprint {fitted_on!r}, "
             f"not the expected {expect_fingerprint!r}"
         )
     try:
         state = torch.load(io.BytesIO(params), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises pickle, zip and runtime errors alike for a bad file
+        raise ArtifactError(f"{params_path}: not a readable parameter file ({type(exc).__name__})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ArtifactError(f"{params_path}: expected a mapping of names to tensors")
+    try:
         model = _REGISTRY[name](card.get("config", {}))
         model.load_state(state)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ArtifactError(f"{folder}: parameters do not fit model {name!r}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise ArtifactError(f"{folder}: parameters do not fit model {name!r}: {exc!r}") from exc
     return model, card
 
 

@@ -85,7 +85,11 @@ def write_provenance(run_dir: Path, config: dict[str, Any], seed: int, argv: Seq
 
 
 def progress() -> Progress:
-    """A progress display on stderr, so that stdout keeps only the results."""
+    """A progress display on stderr, so that stdout keeps only the results.
+
+    Off when stderr is not a terminal (CI logs, pipes): a frozen bar there is
+    noise in front of the one-line error or the table.
+    """
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -94,6 +98,7 @@ def progress() -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        disable=not console.is_terminal,
     )
 
 
