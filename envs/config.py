@@ -1,0 +1,259 @@
+"""The simulator's one configuration object, ``SimConfig``, and its named presets.
+
+Every number the dynamics use lives here, with its unit. A config is frozen and
+validated on construction: a bad field raises :class:`decay_model.errors.ConfigError`
+naming the field and the value. Derived values are properties, never stored.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from decay_model.errors import ArtifactError, ConfigError
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Sizes, item distributions, rewards and user dynamics of the simulator.
+
+    Times are in hours; probabilities in [0, 1]; rates and half-lives positive.
+    """
+
+    # -- sizes ------------------------------------------------------------------------
+    num_slots: int = 20
+    """K: candidate slots the agent decides on every visit."""
+    exposure_slots: int = 6
+    """M: items actually displayed per visit (positions 1..M); must be < K."""
+    fresh_per_visit: int = 3
+    """R: at most this many fresh candidates fill empty (retired) slots per visit."""
+    max_user_categories: int = 8
+    """Categories a simulated user can be interested in (padding width of the user state)."""
+    categories_per_user: float = 4.0
+    """Mean number of categories a new user draws (uniform on 1..2·mean-1, capped above)."""
+    items_per_category: int = 200
+    """Catalogue size per category."""
+    catalogue_seed: int = 0
+    """Seed of the catalogue draw (the catalogue is part of the environment, not of an episode)."""
+
+    # -- items ------------------------------------------------------------------------
+    quality_a: float = 2.0
+    """Item quality ~ Beta(quality_a, quality_b): a multiplier of the click chance."""
+    quality_b: float = 3.0
+    """Second Beta parameter of item quality."""
+    value_log_mean: float = 0.0
+    """Item value (purchase margin) ~ LogNormal(value_log_mean, value_log_sd)."""
+    value_log_sd: float = 0.5
+    """Log-scale sd of item value."""
+    item_age_mean_h: float = 720.0
+    """Mean age of a catalogue item when first retrieved (exponential), hours."""
+    appeal_sd: float = 0.5
+    """Sd of the log of a user's hidden appeal for one item (logistic; drawn when the candidate arrives)."""
+
+    # -- response ---------------------------------------------------------------------
+    click_scale: float = 1.0
+    """P(click) = click_scale · interest · appeal · quality · position bias · fatigue · crowding."""
+    purchase_rate: float = 0.3
+    """P(purchase | click) = purchase_rate · quality · (1 - satiation)."""
+    reduce_display_prob: float = 0.3
+    """Chance that a candidate marked reduce (1) is displayed (below all shown ones) if room is left;
+    drawn from 8 bits, so it acts as the nearest multiple of 1/256."""
+    crowding: float = 0.7
+    """Click chance multiplier per additional item of the same category on the page."""
+
+    # -- reward -----------------------------------------------------------------------
+    click_value: float = 0.1
+    """Reward per click."""
+    purchase_value_scale: float = 1.0
+    """Reward per purchase = purchase_value_scale · item value."""
+    slot_cost: float = 0.01
+    """Cost per displayed slot."""
+
+    # -- interest, fatigue, churn ------------------------------------------------------
+    click_lift: float = 0.1
+    """A click moves category interest a fraction toward 1: I ← I + click_lift·(1 - I)."""
+    purchase_satiation: float = 0.9
+    """A purchase sets the item's satiation to this (click chance × (1 - satiation))."""
+    repurchase_cycle_h: float = 168.0
+    """Satiation recovers as e^{-Δ/repurchase_cycle_h}."""
+    fatigue_per_exposure: float = 0.3
+    """Item fatigue added per unanswered exposure (click chance × e^{-fatigue})."""
+    fatigue_halflife_h: float = 24.0
+    """Half-life of item fatigue, hours."""
+    annoyance_per_exposure: float = 0.05
+    """User annoyance added per unanswered exposure."""
+    satisfaction_per_click: float = 0.2
+    """User satisfaction added per click."""
+    satisfaction_per_purchase: float = 1.0
+    """User satisfaction added per purchase."""
+    mood_halflife_h: float = 72.0
+    """Half-life of annoyance and satisfaction, hours."""
+    churn_logit: float = -4.5
+    """Logit of the chance to leave for good after a visit, for a neutral user."""
+    churn_annoyance: float = 1.0
+    """Added to the churn logit per unit of annoyance."""
+    churn_satisfaction: float = 0.5
+    """Subtracted from the churn logit per unit of satisfaction."""
+    return_gap_h: float = 24.0
+    """Mean time between visits of a neutral user (exponential gap), hours."""
+    return_satisfaction: float = 0.2
+    """Gap scale × e^{-return_satisfaction · satisfaction}: a satisfied user comes back sooner."""
+    initial_interest_sd: float = 0.5
+    """Logit-scale sd of a new user's initial interest around the category's mean interest."""
+
+    # -- the system's estimate ---------------------------------------------------------
+    estimate_lr: float = 0.2
+    """Step of the system's estimate toward each observed outcome (click 1, unanswered 0)."""
+
+    # -- episode ----------------------------------------------------------------------
+    horizon: int = 100
+    """Visits per episode (the registry's max_episode_steps; the vector env truncates here)."""
+    reencode_every: int = 0
+    """Re-encode users with a neural decay artifact every this many visits; 0 = never.
+    Only 0 is supported until a neural artifact exists (ConfigError otherwise)."""
+    artifact: str | None = None
+    """Folder of a fitted decay artifact with a population summary to draw users from;
+    None = the built-in default population."""
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"SimConfig.{name}={getattr(self, name)!r}: {why}")
+
+        for name in (
+            "num_slots",
+            "exposure_slots",
+            "fresh_per_visit",
+            "max_user_categories",
+            "items_per_category",
+            "horizon",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad(name, "must be an integer >= 1")
+        if self.exposure_slots >= self.num_slots:
+            raise bad("exposure_slots", f"must be < num_slots={self.num_slots}")
+        if self.fresh_per_visit > self.num_slots:
+            raise bad("fresh_per_visit", f"must be <= num_slots={self.num_slots}")
+        if not isinstance(self.reencode_every, int) or self.reencode_every < 0:
+            raise bad("reencode_every", "must be an integer >= 0")
+        if self.reencode_every != 0:
+            raise bad(
+                "reencode_every", "re-encoding needs a neural decay artifact, which does not exist yet; use 0"
+            )
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise bad(f.name, "must be finite")
+        for name in (
+            "quality_a",
+            "quality_b",
+            "item_age_mean_h",
+            "repurchase_cycle_h",
+            "fatigue_halflife_h",
+            "mood_halflife_h",
+            "return_gap_h",
+            "categories_per_user",
+        ):
+            if getattr(self, name) <= 0:
+                raise bad(name, "must be > 0")
+        for name in (
+            "value_log_sd",
+            "appeal_sd",
+            "click_scale",
+            "click_value",
+            "purchase_value_scale",
+            "slot_cost",
+            "fatigue_per_exposure",
+            "annoyance_per_exposure",
+            "satisfaction_per_click",
+            "satisfaction_per_purchase",
+            "churn_annoyance",
+            "churn_satisfaction",
+            "return_satisfaction",
+            "initial_interest_sd",
+        ):
+            if getattr(self, name) < 0:
+                raise bad(name, "must be >= 0 (rates, costs and scales cannot be negative)")
+        for name in (
+            "purchase_rate",
+            "reduce_display_prob",
+            "crowding",
+            "click_lift",
+            "purchase_satiation",
+            "estimate_lr",
+        ):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise bad(name, "must be in [0, 1]")
+        if self.artifact is not None:
+            self._check_artifact()
+
+    def _check_artifact(self) -> None:
+        from decay_model.artifact import load_population
+
+        if not os.path.isdir(str(self.artifact)):
+            raise ConfigError(f"SimConfig.artifact={self.artifact!r}: no such artifact folder")
+        try:
+            summary = load_population(str(self.artifact))
+        except ArtifactError as exc:
+            raise ConfigError(f"SimConfig.artifact={self.artifact!r}: not usable: {exc}") from exc
+        if not isinstance(summary, dict) or not summary.get("categories"):
+            raise ConfigError(
+                f"SimConfig.artifact={self.artifact!r}: its population summary has no categories"
+            )
+
+    @property
+    def num_obs_item_features(self) -> int:
+        """F: features per candidate in the observation."""
+        return 9
+
+    @property
+    def num_obs_user_features(self) -> int:
+        """U: per-user features at the end of the observation."""
+        return 3
+
+    @property
+    def obs_size(self) -> int:
+        """Length of the flat observation, K·F + U."""
+        return self.num_slots * self.num_obs_item_features + self.num_obs_user_features
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> SimConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+#: Named presets: ``small`` for tests (runs in milliseconds), ``default``, ``large``.
+PRESETS: dict[str, SimConfig] = {
+    "small": SimConfig(
+        num_slots=8,
+        exposure_slots=3,
+        fresh_per_visit=2,
+        max_user_categories=4,
+        categories_per_user=2.0,
+        items_per_category=30,
+        horizon=20,
+    ),
+    "default": SimConfig(),
+    "large": SimConfig(
+        num_slots=50,
+        exposure_slots=12,
+        fresh_per_visit=6,
+        max_user_categories=12,
+        categories_per_user=6.0,
+        items_per_category=2000,
+        horizon=200,
+    ),
+}
+
+
+def get_preset(name: str) -> SimConfig:
+    """The preset of that name; ConfigError lists the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None

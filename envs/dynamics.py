@@ -1,0 +1,526 @@
+"""The simulator's dynamics, written once: a batched step over N users × K candidate slots.
+
+State is explicit (:class:`SimState`, a struct of arrays); randomness is counter-based
+(``envs.rng``: every draw hashes the user's key, episode, visit, purpose and slot), so
+user i's trajectory does not depend on the other users in the batch. The single env
+is this step with N = 1; the vector env runs it for many users in one call.
+
+One visit (``step``), for every user at once:
+
+1. **Retire** (action 2): the slot empties for good (its item leaves the user's pool).
+2. **Exposure**: at most M items are displayed. Candidates marked show (0) take the top
+   positions in slot order; candidates marked reduce (1) are displayed below them, each
+   with chance ``reduce_display_prob``, if positions are left. Empty slots show nothing.
+3. **Response**: P(click) = interest(category) · appeal · quality · 1/log2(1 + position)
+   · e^{-fatigue} · (1 - satiation) · crowding^{(same-category items on the page) - 1};
+   P(purchase | click) = purchase_rate · quality · (1 - satiation).
+4. **Reward** = click_value · clicks + purchase_value_scale · Σ value of purchases
+   - slot_cost · displayed slots (each term also returned).
+5. **Updates**: a click lifts its category's interest (I ← I + click_lift·(1 - I)) and
+   marks the category engaged; a purchase sets the item's satiation (which recovers over
+   the repurchase cycle); an unanswered exposure adds item fatigue and user annoyance;
+   clicks and purchases add user satisfaction. The system's estimate of each candidate
+   moves toward what it observed (click 1, unanswered exposure 0) and drops after a purchase.
+6. **Churn**: the user leaves for good with chance σ(churn_logit + churn_annoyance·annoyance
+   - churn_satisfaction·satisfaction).
+7. **Time passes** until the next visit: Δ ~ Exponential(mean return_gap_h ·
+   e^{-return_satisfaction·satisfaction}). True interest decays, I ← b + (I - b)e^{-λΔ};
+   so does the system's estimate (with the same λ, b: the decay model's); fatigue,
+   satiation, annoyance and satisfaction fade; items age.
+8. **Retrieval**: at most R fresh candidates fill empty slots (lowest slots first). A fresh
+   candidate is cold: its category is drawn by the user's category weights, its item
+   uniformly in that category; the system's estimate starts at the category prior (the
+   population's mean interest) while the user's true appeal is drawn, hidden
+   (log-appeal ~ logistic with sd ``appeal_sd``).
+
+Performance: the step is written for NumPy with preallocation-free but low-count array
+operations (about a hundred per visit, none of them a Python loop over users or slots);
+all draws of a visit come from one hash per (user, slot). A CUDA/array-API backend is
+not implemented yet.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, fields
+
+import numpy as np
+import threadpoolctl
+from numpy.typing import NDArray
+
+from envs import rng
+from envs.config import SimConfig
+from envs.population import Catalogue, Population
+
+F32 = np.float32
+NEVER_ENGAGED_H = F32(1e6)
+"""Hours since the last engagement with a category the user never engaged with in the episode."""
+
+# observation block order (feature-major: block f holds feature f of all K candidates)
+ITEM_FEATURES = (
+    "predicted_interest",
+    "time_since_category_engagement",
+    "exposures",
+    "clicks",
+    "purchases",
+    "exposures_since_click",
+    "empty",
+    "item_age",
+    "item_value",
+)
+USER_FEATURES = ("visit_index", "recent_unanswered", "empty_slots")
+HOURS_SCALE = F32(24.0)
+COUNT_SCALE = F32(5.0)
+AGE_SCALE = F32(720.0)
+
+
+_BLAS_SINGLE_THREAD_FROM = 256
+
+
+@functools.cache
+def _blas_controller() -> threadpoolctl.ThreadpoolController:
+    return threadpoolctl.ThreadpoolController()
+
+
+# per-slot float fields, packed in one (S, N, K) array so that a retired or refilled slot is one write
+# (the first FRESH_FIELDS are set when a candidate arrives; the rest are counters, zeroed on retirement)
+SLOT_FIELDS = (
+    "estimate",  # the system's predicted interest
+    "appeal_mult",  # hidden: click_scale · quality · appeal
+    "buy_p",  # hidden: purchase_rate · quality
+    "value",
+    "age_h",
+    "lam",  # the decay rate of the slot's category for this user (1/hour)
+    "floor",  # the floor of the slot's category for this user
+    "exposures",
+    "clicks",
+    "purchases",
+    "since_click",  # exposures since the last click
+    "fatigue",
+    "satiation",
+)
+_S = {name: j for j, name in enumerate(SLOT_FIELDS)}
+EST, APPEAL, BUYP, VALUE, AGE, LAM, FLOOR, EXPO, CLICKS, BUYS, SINCE, FATIGUE, SAT = range(len(SLOT_FIELDS))
+FRESH_FIELDS = EXPO
+
+
+@dataclass
+class SimState:
+    """Everything that changes, as arrays: (N,) per user, (N, C_u) per user category, (N, K) per slot.
+
+    Per user: ``key`` (uint32 seed-derived key), ``episode`` and ``visit`` counters, ``clock_h``
+    (hours since the episode began), ``annoyance``, ``satisfaction``, ``recent_unanswered``
+    (halving average of unanswered exposures per visit), ``alive``.
+    Per user category: ``cat`` (category index), ``lam``, ``floor``, ``interest`` (true),
+    ``cdf`` (cumulative retrieval weights), ``last_engaged_h``.
+    Per slot: ``present``, ``flat_uc`` (index into the flattened (N·C_u) user-category arrays),
+    ``item`` (catalogue index) and ``slots``, shape (S, N, K), the float fields ``SLOT_FIELDS``
+    (also readable as attributes, e.g. ``state.estimate``). In an empty slot only the counters
+    are meaningful (all 0); the other fields keep stale values that nothing reads unmasked.
+    """
+
+    key: NDArray[np.uint32]
+    episode: NDArray[np.uint32]
+    visit: NDArray[np.uint32]
+    clock_h: NDArray[np.float32]
+    annoyance: NDArray[np.float32]
+    satisfaction: NDArray[np.float32]
+    recent_unanswered: NDArray[np.float32]
+    alive: NDArray[np.bool_]
+    cat: NDArray[np.int32]
+    lam: NDArray[np.float32]
+    floor: NDArray[np.float32]
+    interest: NDArray[np.float32]
+    cdf: NDArray[np.float32]
+    last_engaged_h: NDArray[np.float32]
+    present: NDArray[np.bool_]
+    flat_uc: NDArray[np.intp]
+    item: NDArray[np.int32]
+    slots: NDArray[np.float32]
+
+    @classmethod
+    def allocate(cls, num_users: int, config: SimConfig) -> SimState:
+        """Zeroed state for ``num_users`` users (call ``Simulator.reset_users`` before stepping)."""
+        n, k, c = num_users, config.num_slots, config.max_user_categories
+        shapes = {
+            "key": ((n,), np.uint32),
+            "episode": ((n,), np.uint32),
+            "visit": ((n,), np.uint32),
+            "alive": ((n,), np.bool_),
+            "cat": ((n, c), np.int32),
+            "present": ((n, k), np.bool_),
+            "flat_uc": ((n, k), np.intp),
+            "item": ((n, k), np.int32),
+            "slots": ((len(SLOT_FIELDS), n, k), F32),
+        }
+        for name in ("clock_h", "annoyance", "satisfaction", "recent_unanswered"):
+            shapes[name] = ((n,), F32)
+        for name in ("lam", "floor", "interest", "cdf", "last_engaged_h"):
+            shapes[name] = ((n, c), F32)
+        return cls(**{f.name: np.zeros(*shapes[f.name]) for f in fields(cls)})
+
+    def __getattr__(self, name: str) -> NDArray[np.float32]:
+        j = _S.get(name)
+        if j is None:
+            raise AttributeError(name)
+        return self.slots[j]
+
+    @property
+    def num_users(self) -> int:
+        """N."""
+        return len(self.key)
+
+    def rows(self, index: NDArray[np.intp]) -> SimState:
+        """A copy of some users' state, with ``flat_uc`` renumbered for the copy."""
+        out = {f.name: getattr(self, f.name)[index].copy() for f in fields(self) if f.name != "slots"}
+        out["slots"] = self.slots[:, index].copy()
+        width = self.cat.shape[1]
+        out["flat_uc"] += ((np.arange(len(index)) - index) * width)[:, None]
+        return SimState(**out)
+
+
+@dataclass
+class StepResult:
+    """What one visit produced, per user (shape (N,)).
+
+    ``reward`` = ``click_reward`` + ``purchase_reward`` - ``slot_cost``.
+    """
+
+    reward: NDArray[np.float32]
+    click_reward: NDArray[np.float32]
+    purchase_reward: NDArray[np.float32]
+    slot_cost: NDArray[np.float32]
+    clicks: NDArray[np.float32]
+    purchases: NDArray[np.float32]
+    slots_used: NDArray[np.float32]
+    churned: NDArray[np.bool_]
+    gap_h: NDArray[np.float32]
+
+
+class Simulator:
+    """The dynamics bound to a config, a population and a catalogue (all read-only).
+
+    Args:
+        config: sizes and parameters.
+        population: who the users are; defaults to ``Population.from_config(config)``.
+    """
+
+    def __init__(self, config: SimConfig, population: Population | None = None) -> None:
+        self.config = config
+        self.population = population if population is not None else Population.from_config(config)
+        self.catalogue = Catalogue.build(config, self.population.num_categories)
+        k, m = config.num_slots, config.exposure_slots
+        self.salt_visit = rng.salt(rng.DRAW_VISIT, 2 * k + 2)[None, :]
+        self.salt_fresh = rng.salt(rng.DRAW_FRESH, 3 * k).reshape(k, 3)
+        # per catalogue item, the slot fields a fresh candidate starts with (before its appeal and age)
+        cat_ = self.catalogue
+        self.item_table = np.stack(  # fields APPEAL..AGE
+            [config.click_scale * cat_.quality, config.purchase_rate * cat_.quality, cat_.value, cat_.age_h]
+        ).astype(F32)
+        # log-appeal ~ logistic with sd appeal_sd: (u / (1 - u))^(sd·√3/π)
+        self._appeal_scale = config.appeal_sd * np.sqrt(3.0) / np.pi
+        # reduce coin: low 8 bits of the click hash below this threshold
+        self.reduce_threshold = np.uint32(round(config.reduce_display_prob * 256))
+        # bias_table[p] for 1-based position p <= M is 2^24 / log2(1 + p) (the 2^24 matches the 24-bit
+        # uniforms); index 0 (not marked for display) and M+1..K (no position left) give 0
+        positions = np.arange(1, m + 1, dtype=np.float64)
+        bias = np.zeros(k + 2)
+        bias[1 : m + 1] = 1.0 / np.log2(1.0 + positions)
+        self.bias_table = (bias * 2.0**24).astype(F32)
+        self.crowd_table = (config.crowding ** np.maximum(np.arange(m + 2) - 1, 0)).astype(F32)
+        tri = np.triu(np.ones((k, k), F32))  # x @ tri = cumulative sum along slots
+        self.position_matrix = np.block([[tri, np.ones((k, k), F32)], [np.zeros((k, k), F32), tri]])
+        self.prior = self.population.interest_mean.astype(F32)
+        self._fade_rates = np.array(
+            [
+                np.log(2.0) / config.fatigue_halflife_h,
+                1.0 / config.repurchase_cycle_h,
+                np.log(2.0) / config.mood_halflife_h,
+            ],
+            F32,
+        )
+        # added to a clicked slot's fields (estimate gets estimate_lr, see step)
+        self._click_delta = np.zeros(len(SLOT_FIELDS), F32)
+        self._click_delta[[EST, CLICKS, FATIGUE]] = [config.estimate_lr, 1.0, -config.fatigue_per_exposure]
+
+    # -- episodes ------------------------------------------------------------------------
+    def reset_users(self, state: SimState, rows: NDArray[np.intp]) -> None:
+        """Start a new user (episode ``state.episode[rows]``) in each given row, with K fresh candidates."""
+        if len(rows) == 0:
+            return
+        cfg = self.config
+        drawn = self.population.draw(cfg, state.key[rows], state.episode[rows])
+        state.cat[rows] = drawn["cat"]
+        state.lam[rows] = drawn["lam"]
+        state.floor[rows] = drawn["floor"]
+        state.interest[rows] = drawn["interest"]
+        weight = drawn["weight"].astype(np.float64)
+        cdf = np.cumsum(weight, axis=1) / weight.sum(axis=1, keepdims=True)
+        cdf[:, -1] = 1.0
+        state.cdf[rows] = cdf.astype(F32)
+        state.last_engaged_h[rows] = -NEVER_ENGAGED_H
+        for name in ("visit", "clock_h", "annoyance", "satisfaction", "recent_unanswered"):
+            getattr(state, name)[rows] = 0
+        state.alive[rows] = True
+        state.slots[FRESH_FIELDS:, rows] = 0
+        k = cfg.num_slots
+        flat = (rows[:, None] * k + np.arange(k)[None, :]).ravel()
+        self._fill(state, flat)
+
+    def _fill(self, state: SimState, flat: NDArray[np.intp], base: NDArray[np.uint32] | None = None) -> None:
+        """Put a fresh, cold candidate into each given slot (flat index user·K + slot).
+
+        ``base`` is the per-user stream of the visit the candidates arrive at (computed if None).
+        """
+        cfg = self.config
+        k, width, per_cat = cfg.num_slots, cfg.max_user_categories, cfg.items_per_category
+        user = flat // k
+        if base is None:
+            base_u = rng.stream(state.key[user], state.episode[user], state.visit[user], rng.DRAW_FRESH)
+        else:
+            base_u = base[user]
+        u = rng.to_unit(rng.mix(base_u[:, None] + self.salt_fresh[flat - user * k]))  # (n, 3)
+        ucat = np.einsum("nc->n", (state.cdf[user] < u[:, :1]).astype(F32)).astype(np.intp)
+        flat_uc = user * width + np.minimum(ucat, width - 1)
+        cat = state.cat.ravel()[flat_uc]
+        item = cat * per_cat + np.minimum((u[:, 1] * per_cat).astype(np.intp), per_cat - 1)
+        values = np.empty((FRESH_FIELDS, len(flat)), F32)
+        values[APPEAL : AGE + 1] = self.item_table[
+            :, item
+        ]  # hidden appeal·quality, purchase chance, value, age
+        u2 = u[:, 2]
+        values[APPEAL] *= (u2 / (1 - u2)) ** F32(self._appeal_scale)  # e^{logistic}: hidden appeal
+        values[EST] = self.prior[cat]
+        values[AGE] += state.clock_h[user]
+        values[LAM] = state.lam.ravel()[flat_uc]
+        values[FLOOR] = state.floor.ravel()[flat_uc]
+        state.slots.reshape(len(SLOT_FIELDS), -1)[:FRESH_FIELDS, flat] = values  # counters are already 0
+        state.present.ravel()[flat] = True
+        state.flat_uc.ravel()[flat] = flat_uc
+        state.item.ravel()[flat] = item
+
+    # -- one visit -----------------------------------------------------------------------
+    def step(self, state: SimState, action: NDArray[np.integer]) -> StepResult:
+        """Apply one visit's actions (shape (N, K), values 0/1/2) to every user; mutates ``state``.
+
+        Users with ``alive`` False are stepped too (the callers reset or ignore them).
+        """
+        if len(action) < _BLAS_SINGLE_THREAD_FROM:
+            return self._step(state, action)
+        # the one matrix product per step is small; BLAS threads waking up per call cost far more
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return self._step(state, action)
+
+    def _step(self, state: SimState, action: NDArray[np.integer]) -> StepResult:
+        cfg = self.config
+        n, k = action.shape
+        present = state.present
+        slots = state.slots
+
+        # every draw of this visit from one hash: per slot (click | reduce coin), per slot purchase,
+        # then churn and return gap per user
+        base = rng.stream(state.key, state.episode, state.visit, rng.DRAW_VISIT)
+        x = base[:, None] + self.salt_visit
+        rng.mix(x)
+
+        # 1. retire
+        retire = action == 2
+        retire &= present
+        retired = retire.ravel().nonzero()[0]
+        flat_slots = slots.reshape(len(SLOT_FIELDS), n * k)  # (S, N·K) view: one index per slot
+        if retired.size:
+            present.ravel()[retired] = False
+            flat_slots[FRESH_FIELDS:, retired] = 0  # the counters; the rest is overwritten on arrival
+
+        # 2. exposure: 1-based positions; show first (slot order), then the reduce items that won their coin
+        x_slot = x[:, :k]
+        show = action == 0
+        show &= present
+        red = action == 1
+        red &= present
+        red &= (x_slot & np.uint32(255)) < self.reduce_threshold
+        # display positions from one product: [show | red] @ [[tri, 1], [0, tri]] gives per slot the number
+        # of show items up to it and (all show items + reduce items up to it)
+        marked = np.concatenate((show, red), axis=1).astype(F32)
+        both = marked @ self.position_matrix
+        cs = both[:, :k]
+        both *= marked  # keep the count of each slot's own kind
+        cs += both[:, k:]  # the 1-based position of every candidate marked for display, 0 elsewhere
+        bias = self.bias_table.take(cs.astype(np.intp))  # 0 for position 0 and beyond M
+        shown = bias > 0
+        shown_f = shown.astype(F32)
+
+        # 3. response
+        flat_uc = state.flat_uc
+        width = cfg.max_user_categories
+        per_cat = np.bincount(flat_uc.ravel(), weights=shown_f.ravel(), minlength=n * width)
+        p = self.crowd_table.take(per_cat.take(flat_uc).astype(np.intp))
+        p *= state.interest.ravel().take(flat_uc)
+        p *= slots[APPEAL]
+        p *= bias
+        tmp = np.exp(-slots[FATIGUE])
+        p *= tmp
+        avail = 1 - slots[SAT]
+        p *= avail
+        click = (x_slot >> np.uint32(8)).astype(F32) < p
+        clicked = click.ravel().nonzero()[0]
+
+        # 4. reward
+        n_shown = np.einsum("nk->n", shown_f)
+        cost = F32(cfg.slot_cost) * n_shown
+        zero = np.zeros(n, F32)
+        n_click, n_buy, purchase_reward = zero, zero, zero
+
+        # 5. updates: every shown item counts as unanswered first, then clicked ones are corrected
+        slots[EXPO : SINCE + 1 : SINCE - EXPO] += shown_f  # exposures and exposures since the last click
+        est = slots[EST]
+        np.multiply(shown_f, F32(-cfg.estimate_lr), out=tmp)
+        tmp += F32(1)
+        est *= tmp  # unanswered exposure: estimate moves toward 0
+        shown_f *= F32(cfg.fatigue_per_exposure)
+        slots[FATIGUE] += shown_f
+        if clicked.size:
+            cu = clicked // k
+            n_click = np.bincount(cu, minlength=n).astype(F32)
+            # purchase | click: top 24 bits of the slot's purchase word against purchase_rate·quality·(1-sat)
+            u_buy = (x.ravel()[clicked + cu * (k + 2) + k] >> np.uint32(8)).astype(F32)
+            buy = u_buy < flat_slots[BUYP, clicked] * avail.ravel()[clicked] * F32(2**24)
+            bought = clicked[buy]
+            if bought.size:
+                bu = cu[buy]
+                n_buy = np.bincount(bu, minlength=n).astype(F32)
+                purchase_reward = F32(cfg.purchase_value_scale) * np.bincount(
+                    bu, weights=flat_slots[VALUE, bought], minlength=n
+                ).astype(F32)
+                flat_slots[BUYS, bought] += 1
+                flat_slots[SAT, bought] = cfg.purchase_satiation
+            # (1 - lr)·e + lr: the estimate moves toward 1; the click count grows; the fatigue is undone
+            flat_slots[:, clicked] += self._click_delta[:, None]
+            flat_slots[SINCE, clicked] = 0
+            if bought.size:
+                flat_slots[EST, bought] *= 1 - cfg.purchase_satiation
+            lifts = np.bincount(flat_uc.ravel()[clicked], minlength=n * width).reshape(n, width)
+            lifted = lifts > 0  # only these change: a user's numbers must not depend on other users' clicks
+            kept = (1 - state.interest) * ((1 - cfg.click_lift) ** lifts).astype(F32)
+            np.subtract(F32(1), kept, out=state.interest, where=lifted)
+            np.copyto(state.last_engaged_h, state.clock_h[:, None], where=lifted)
+            state.satisfaction += F32(cfg.satisfaction_per_click) * n_click
+            state.satisfaction += F32(cfg.satisfaction_per_purchase) * n_buy
+        click_reward = F32(cfg.click_value) * n_click
+        n_unanswered = n_shown - n_click
+        state.annoyance += F32(cfg.annoyance_per_exposure) * n_unanswered
+        state.recent_unanswered *= F32(0.5)
+        state.recent_unanswered += n_unanswered
+
+        # 6. churn and 7. the gap to the next visit
+        u = rng.to_unit(x[:, 2 * k :])
+        logit = (
+            cfg.churn_logit
+            + cfg.churn_annoyance * state.annoyance
+            - cfg.churn_satisfaction * state.satisfaction
+        )
+        churned = u[:, 0] * (1 + np.exp(-logit)) < 1
+        state.alive &= ~churned
+        gap = np.log(u[:, 1])
+        gap *= np.exp(F32(-cfg.return_satisfaction) * state.satisfaction)
+        gap *= F32(-cfg.return_gap_h)
+        state.clock_h += gap
+        g = gap[:, None]
+        minus_g = -g
+        fade = np.exp(state.lam * minus_g)
+        state.interest -= state.floor
+        state.interest *= fade
+        state.interest += state.floor
+        np.multiply(slots[LAM], minus_g, out=tmp)
+        np.exp(tmp, out=tmp)
+        est -= slots[FLOOR]
+        est *= tmp
+        est += slots[FLOOR]
+        rates = np.exp(self._fade_rates * minus_g)  # (N, 3): fatigue, satiation, mood
+        slots[FATIGUE : SAT + 1] *= rates.T[:2, :, None]
+        mood = rates[:, 2]
+        state.annoyance *= mood
+        state.satisfaction *= mood
+        slots[AGE] += g
+
+        # 8. retrieval for the next visit: the lowest empty slots, at most R of them
+        state.visit += np.uint32(1)
+        if not present.all():
+            empty = ~present
+            n_empty = np.einsum("nk->n", empty.astype(F32))
+            over = (n_empty > cfg.fresh_per_visit).nonzero()[0]
+            if over.size:  # more empty slots than fresh candidates: only the lowest R are filled
+                rank = np.cumsum(empty[over], axis=1)
+                empty[over] &= rank <= cfg.fresh_per_visit
+            self._fill(state, empty.ravel().nonzero()[0], base)
+
+        return StepResult(
+            reward=click_reward + purchase_reward - cost,
+            click_reward=click_reward,
+            purchase_reward=purchase_reward,
+            slot_cost=cost,
+            clicks=n_click,
+            purchases=n_buy,
+            slots_used=n_shown,
+            churned=churned,
+            gap_h=gap,
+        )
+
+    # -- what the agent sees -------------------------------------------------------------
+    def observe(
+        self, state: SimState, out: NDArray[np.float32], rows: NDArray[np.intp] | None = None
+    ) -> None:
+        """Write observations into ``out`` (shape (N, K·F + U)), for all users or only ``rows``.
+
+        Layout (feature-major): block f = ``out[:, f*K:(f+1)*K]`` holds feature ``ITEM_FEATURES[f]``
+        of the K candidates; the last U entries are ``USER_FEATURES``. Every value is in [0, 1].
+        """
+        if rows is not None:
+            view = np.empty((len(rows), out.shape[1]), F32)
+            self.observe(state.rows(rows), view)
+            out[rows] = view
+            return
+        cfg = self.config
+        k = cfg.num_slots
+        n = state.num_users
+        nf = len(ITEM_FEATURES)
+        blocks = out[:, : k * nf].reshape(n, nf, k)
+        slots = state.slots
+        present = state.present.astype(F32)
+        np.multiply(slots[EST], present, out=blocks[:, 0])
+        since = state.last_engaged_h.ravel().take(state.flat_uc)
+        np.subtract(state.clock_h[:, None], since, out=since)
+        tmp = since + HOURS_SCALE
+        np.divide(since, tmp, out=since)
+        np.multiply(since, present, out=blocks[:, 1])
+        counts = slots[EXPO : SINCE + 1]  # exposures, clicks, purchases, since_click: (4, N, K)
+        np.divide(counts, counts + COUNT_SCALE, out=blocks[:, 2:6].transpose(1, 0, 2))
+        np.subtract(F32(1), present, out=blocks[:, 6])
+        age = slots[AGE]
+        np.add(age, AGE_SCALE, out=tmp)
+        np.divide(age, tmp, out=tmp)
+        np.multiply(tmp, present, out=blocks[:, 7])
+        value = slots[VALUE]
+        np.add(value, F32(1), out=tmp)
+        np.divide(value, tmp, out=tmp)
+        np.multiply(tmp, present, out=blocks[:, 8])
+        user = out[:, k * nf :]
+        v = state.visit.astype(F32)
+        user[:, 0] = v / (v + F32(cfg.horizon))
+        user[:, 1] = state.recent_unanswered / (state.recent_unanswered + F32(cfg.exposure_slots))
+        user[:, 2] = (k - np.einsum("nk->n", present)) / F32(k)
+
+    def hidden(self, state: SimState) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """The hidden truth per slot, for the oracle baseline only; 0 for empty slots.
+
+        Returns:
+            (category interest, click multiplier click_scale·quality·appeal), each shape (N, K).
+        """
+        interest = state.interest.ravel().take(state.flat_uc)
+        interest *= state.present
+        return interest, slots_masked(state.slots[APPEAL], state.present)
+
+
+def slots_masked(values: NDArray[np.float32], present: NDArray[np.bool_]) -> NDArray[np.float32]:
+    """``values`` with empty slots set to 0 (a copy)."""
+    return values * present

@@ -1,0 +1,249 @@
+"""Who the simulated users are and what they can be shown: the population and the catalogue.
+
+Users come from a population summary (``decay_model.population.summarize_population``:
+per category the mean and sd of log λ and of logit floor, the mean interest and
+the category's share) or are bootstrapped from encoded real users
+(``model.encode(log, at)``). Every draw is counter-based (``envs.rng``), so a
+user depends only on its key and episode number.
+
+A user holds up to ``max_user_categories`` categories; each has a true interest
+I (probability scale), a decay rate λ (1/hour) and a floor b, moving between
+visits as I ← b + (I - b)·e^{-λΔ}. Retrieval draws fresh candidates from the
+user's categories in proportion to their weights, from the catalogue.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from decay_model.errors import ConfigError
+from decay_model.population import check_encoded
+from envs import rng
+from envs.config import SimConfig
+
+#: The built-in default population: 12 categories whose half-lives span about 2 h to 1 day
+#: (λ log-spaced over 0.03-0.4 per hour, the range of decay_model.synthetic's default
+#: generator), Zipf(0.8) shares, floors around 2-5 % and mean interest around 0.25.
+#: Small documented constants, so that the package runs without any data or fit.
+_DEFAULT_LAMBDAS = np.exp(np.linspace(math.log(0.03), math.log(0.4), 12))
+_DEFAULT_SHARES = 1.0 / np.arange(1, 13) ** 0.8
+
+
+def default_summary() -> dict[str, Any]:
+    """The built-in population summary, in the format of ``summarize_population``."""
+    shares = _DEFAULT_SHARES / _DEFAULT_SHARES.sum()
+    cats = {}
+    for j, (lam, share) in enumerate(zip(_DEFAULT_LAMBDAS, shares, strict=True)):
+        floor = 0.02 + 0.03 * (j % 3) / 2
+        cats[str(1000 + j)] = {
+            "share": float(share),
+            "log_lam_mean": float(math.log(lam)),
+            "log_lam_sd": 0.4,
+            "logit_floor_mean": float(math.log(floor / (1 - floor))),
+            "logit_floor_sd": 0.5,
+            "interest_mean": 0.25,
+        }
+    return {"n_users": 0, "categories_per_user": 4.0, "categories": cats, "source": "built-in default"}
+
+
+@dataclass(frozen=True)
+class Population:
+    """Per-category distributions (index c = 0..C-1) and, optionally, real users to bootstrap.
+
+    Attributes:
+        names: category ids as in the summary, shape (C,).
+        share: category shares (sum 1), shape (C,).
+        log_lam_mean, log_lam_sd, logit_floor_mean, logit_floor_sd, interest_mean: shape (C,).
+        real: None, or padded arrays of real users (``cat``, ``lam``, ``floor``, ``interest``,
+            ``weight``), each shape (U, max_user_categories); weight 0 marks padding.
+        source: where it came from, for cards and reprs.
+    """
+
+    names: tuple[str, ...]
+    share: NDArray[np.float64]
+    log_lam_mean: NDArray[np.float64]
+    log_lam_sd: NDArray[np.float64]
+    logit_floor_mean: NDArray[np.float64]
+    logit_floor_sd: NDArray[np.float64]
+    interest_mean: NDArray[np.float64]
+    real: dict[str, NDArray[Any]] | None = None
+    source: str = ""
+
+    @property
+    def num_categories(self) -> int:
+        """C, the number of categories (the catalogue has one block of items per category)."""
+        return len(self.names)
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any], source: str = "summary") -> Population:
+        """From a ``summarize_population`` dict (e.g. an artifact's population.json)."""
+        cats = summary.get("categories")
+        if not isinstance(cats, dict) or not cats:
+            raise ConfigError(f"population summary from {source}: no categories")
+        names = tuple(str(k) for k in cats)
+
+        def col(key: str, default: float | None = None) -> NDArray[np.float64]:
+            out = []
+            for name in names:
+                value = cats[name].get(key, default)
+                if value is None or not math.isfinite(float(value)):
+                    value = default
+                if value is None:
+                    raise ConfigError(f"population summary from {source}: category {name} lacks {key!r}")
+                out.append(float(value))
+            return np.asarray(out)
+
+        share = np.clip(col("share"), 0.0, None)
+        if share.sum() <= 0:
+            raise ConfigError(f"population summary from {source}: category shares sum to 0")
+        return cls(
+            names=names,
+            share=share / share.sum(),
+            log_lam_mean=col("log_lam_mean"),
+            log_lam_sd=np.clip(col("log_lam_sd", 0.0), 0.0, None),
+            logit_floor_mean=col("logit_floor_mean"),
+            logit_floor_sd=np.clip(col("logit_floor_sd", 0.0), 0.0, None),
+            interest_mean=np.clip(col("interest_mean", 0.25), 1e-4, 1 - 1e-4),
+            source=source,
+        )
+
+    @classmethod
+    def from_encoded(
+        cls, encoded: pd.DataFrame, max_user_categories: int, source: str = "encoded"
+    ) -> Population:
+        """Bootstrap real users: each draw picks one encoded user (their most active categories)."""
+        from decay_model.population import summarize_population
+
+        check_encoded(encoded)
+        base = cls.from_summary(summarize_population(encoded, top=10**9), source=source)
+        index = {name: j for j, name in enumerate(base.names)}
+        frame = encoded.sort_values(["user_id", "n_events"], ascending=[True, False], kind="stable")
+        frame = frame[frame.groupby("user_id").cumcount() < max_user_categories]
+        users = frame["user_id"].to_numpy()
+        codes, uniq = pd.factorize(users)
+        slot = frame.groupby("user_id").cumcount().to_numpy()
+        shape = (len(uniq), max_user_categories)
+        real: dict[str, NDArray[Any]] = {
+            "cat": np.zeros(shape, np.int32),
+            "lam": np.ones(shape, np.float32),
+            "floor": np.zeros(shape, np.float32),
+            "interest": np.zeros(shape, np.float32),
+            "weight": np.zeros(shape, np.float32),
+        }
+        real["cat"][codes, slot] = [index[str(c)] for c in frame["category_id"]]
+        real["lam"][codes, slot] = frame["lam"].to_numpy()
+        real["floor"][codes, slot] = frame["floor"].to_numpy()
+        real["interest"][codes, slot] = frame["interest"].to_numpy()
+        real["weight"][codes, slot] = frame["n_events"].to_numpy()
+        return cls(**{**base.__dict__, "real": real, "source": f"{source} (bootstrap of {len(uniq)} users)"})
+
+    @classmethod
+    def from_config(cls, config: SimConfig) -> Population:
+        """The artifact's population if ``config.artifact`` is set, else the built-in default."""
+        if config.artifact is None:
+            return _default_population()
+        return _artifact_population(str(config.artifact))
+
+    def draw(
+        self, config: SimConfig, key: NDArray[np.uint32], episode: NDArray[np.uint32]
+    ) -> dict[str, NDArray[Any]]:
+        """Draw one user per (key, episode) pair; arrays of shape (n, max_user_categories).
+
+        Returns ``cat`` (int32 category index), ``lam`` (1/hour), ``floor``, ``interest``
+        (true, probability scale) and ``weight`` (retrieval weight; 0 marks an unused entry).
+        """
+        n, width = len(key), config.max_user_categories
+        base = rng.stream(key, episode, np.zeros(n, np.uint32), rng.DRAW_POPULATION)[:, None]
+        p = rng.DRAW_POPULATION
+        if self.real is not None:
+            num_real = len(self.real["cat"])
+            pick = np.minimum(
+                (rng.uniform(base[:, 0], rng.salt(p, 1)[0]) * num_real).astype(np.int64), num_real - 1
+            )
+            return {k: v[pick].copy() for k, v in self.real.items()}
+        num_cat = self.num_categories
+        if num_cat >= 2**16:
+            raise ConfigError(f"population from {self.source}: {num_cat} categories, at most 65535 supported")
+        # every draw of a new user from one hash: C Gumbel keys, the category count, 3 x 2 x width normals
+        u = rng.uniform(base, _population_salts(num_cat, width)[None, :])
+        gumbel = -np.log(-np.log(u[:, :num_cat]))  # categories without replacement, by share: Gumbel top-k
+        scores = np.log(np.maximum(self.share, 1e-300))[None, :] + gumbel
+        take = min(width, num_cat)
+        cat = np.argsort(-scores, axis=1, kind="stable")[:, :take].astype(np.int32)
+        if take < width:
+            cat = np.concatenate([cat, np.zeros((n, width - take), np.int32)], axis=1)
+        upper = 2.0 * config.categories_per_user - 1.0
+        count = np.clip(1 + np.floor(u[:, num_cat] * upper), 1, take)
+        used = np.arange(width)[None, :] < count.astype(np.int64)[:, None]
+        pairs = u[:, num_cat + 1 :].reshape(n, 2, 3, width)  # Box-Muller: (radius, angle) x 3 normals
+        z = np.sqrt(-2.0 * np.log(pairs[:, 0])) * np.cos(np.float32(2 * np.pi) * pairs[:, 1])
+        z_lam, z_floor, z_int = z[:, 0], z[:, 1], z[:, 2]
+        lam = np.exp(self.log_lam_mean[cat] + self.log_lam_sd[cat] * z_lam)
+        floor = _sigmoid(self.logit_floor_mean[cat] + self.logit_floor_sd[cat] * z_floor)
+        mean = self.interest_mean[cat]
+        interest = _sigmoid(np.log(mean / (1 - mean)) + config.initial_interest_sd * z_int)
+        return {
+            "cat": cat,
+            "lam": np.clip(lam, 1e-6, 1e3).astype(np.float32),
+            "floor": floor.astype(np.float32),
+            "interest": interest.astype(np.float32),
+            "weight": np.where(used, self.share[cat], 0.0).astype(np.float32),
+        }
+
+
+@lru_cache(maxsize=16)
+def _population_salts(num_categories: int, width: int) -> NDArray[np.uint32]:
+    salts = rng.salt(rng.DRAW_POPULATION + 1, num_categories + 1 + 6 * width)
+    return salts
+
+
+def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@lru_cache(maxsize=1)
+def _default_population() -> Population:
+    return Population.from_summary(default_summary(), source="built-in default")
+
+
+@lru_cache(maxsize=8)
+def _artifact_population(path: str) -> Population:
+    from decay_model.artifact import load_population
+
+    return Population.from_summary(load_population(path), source=f"artifact {path}")
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Items per category: item g = c·items_per_category + j belongs to category c.
+
+    Attributes:
+        quality: shape (C·I,), in (0, 1): multiplier of the click chance.
+        value: shape (C·I,), > 0: the purchase margin (reward of a purchase).
+        age_h: shape (C·I,), hours since the item was listed, when the episode starts.
+        items_per_category: I.
+    """
+
+    quality: NDArray[np.float32]
+    value: NDArray[np.float32]
+    age_h: NDArray[np.float32]
+    items_per_category: int
+
+    @classmethod
+    def build(cls, config: SimConfig, num_categories: int) -> Catalogue:
+        """Draw the catalogue from ``config.catalogue_seed`` (same config, same catalogue)."""
+        gen = np.random.Generator(np.random.PCG64(config.catalogue_seed))
+        size = num_categories * config.items_per_category
+        return cls(
+            quality=gen.beta(config.quality_a, config.quality_b, size).astype(np.float32),
+            value=np.exp(gen.normal(config.value_log_mean, config.value_log_sd, size)).astype(np.float32),
+            age_h=gen.exponential(config.item_age_mean_h, size).astype(np.float32),
+            items_per_category=config.items_per_category,
+        )

@@ -1,0 +1,221 @@
+"""Measure simulator throughput: user-steps per second of the single env and of the vector env.
+
+Examples:
+    python -m scripts.throughput                         # single env, vector env at N = 1 .. 16,384
+    python -m scripts.throughput --seconds 1 --sizes 1 64 --json runs/throughput.json
+
+Every number comes from the same run: (a) the single env (``gymnasium.make``, with its
+wrappers) stepped in a Python loop, (b) the vector env at each N, observations included,
+both driven by the same pre-drawn actions (per slot 60 % show, 35 % reduce, 5 % retire by
+default). The table gives user-steps per second, the ratio of the largest vector run to the
+single env, the simulator's state size (arrays of the state, without the observation buffer)
+and the process' peak resident memory. Rates are given per wall-clock second and per CPU second
+of this process (the latter is less disturbed by other work on the machine). The dynamics
+run on NumPy (CPU); a CUDA backend does not exist yet, so no CUDA row is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+import envs
+from envs.vector import InterestDecayVectorEnv
+from scripts.common import console, progress, run_cli, versions
+
+POLICIES = {"mixed": (0.6, 0.35, 0.05), "show": (1.0, 0.0, 0.0), "random": (1 / 3, 1 / 3, 1 / 3)}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options; ``--help`` explains each."""
+    parser = argparse.ArgumentParser(prog="decaygym-throughput", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--preset",
+        default="default",
+        choices=sorted(envs.PRESETS),
+        help="simulator preset (default: default, K = 20)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1, 64, 1024, 16384],
+        help="numbers of users N of the vector env (default: 1 64 1024 16384)",
+    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="time measured per row (default: 3)")
+    parser.add_argument(
+        "--policy",
+        default="mixed",
+        choices=sorted(POLICIES),
+        help="how the pre-drawn actions are drawn per slot (default: mixed)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the envs and of the actions (default: 0)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    return parser.parse_args(argv)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+def draw_actions(policy: str, shape: tuple[int, ...], seed: int, count: int = 8) -> np.ndarray:
+    """``count`` pre-drawn action arrays of ``shape`` (cycled while measuring)."""
+    gen = np.random.default_rng(seed)
+    return gen.choice(3, size=(count, *shape), p=POLICIES[policy]).astype(np.int64)
+
+
+def time_single(env_id: str, policy: str, seconds: float, seed: int) -> tuple[float, float, int]:
+    """User-steps per wall-clock and per CPU second of one env stepped in a Python loop (with resets)."""
+    env = gym.make(env_id)
+    env.reset(seed=seed)
+    actions = draw_actions(policy, env.action_space.shape, seed, count=64)
+    for a in actions[:8]:  # warm-up
+        _, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            env.reset()
+    steps, start, cpu = 0, time.perf_counter(), time.process_time()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for a in actions:
+            _, _, term, trunc, _ = env.step(a)
+            if term or trunc:
+                env.reset()
+        steps += len(actions)
+    return steps / elapsed, steps / (time.process_time() - cpu), steps
+
+
+def time_vector(
+    preset: str, num_users: int, policy: str, seconds: float, seed: int
+) -> tuple[float, int, int]:
+    """User-steps per second of the vector env with ``num_users`` users; also the steps and state bytes."""
+    venv = InterestDecayVectorEnv(num_users, preset=preset)
+    venv.reset(seed=seed)
+    actions = draw_actions(policy, venv.action_space.shape, seed)
+    for a in actions[:2]:
+        venv.step(a)
+    steps, start, cpu = 0, time.perf_counter(), time.process_time()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for a in actions:
+            venv.step(a)
+        steps += len(actions)
+    cpu = time.process_time() - cpu
+    state_bytes = sum(getattr(venv.state, name).nbytes for name in venv.state.__dataclass_fields__)
+    return num_users * steps / elapsed, num_users * steps / cpu, steps, state_bytes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure, print the table, optionally write JSON; returns the exit status."""
+    args = parse_args(argv)
+    env_id = (
+        "decaygym/InterestDecay-v0"
+        if args.preset == "default"
+        else f"decaygym/InterestDecay-{args.preset}-v0"
+    )
+    rows: list[dict[str, Any]] = []
+    with progress() as bar:
+        task = bar.add_task("measuring", total=1 + len(args.sizes))
+        bar.update(task, description="single env (Python loop)")
+        single, single_cpu, steps = time_single(env_id, args.policy, args.seconds, args.seed)
+        rows.append(
+            {
+                "what": "single env, Python loop",
+                "n": 1,
+                "steps_per_s": single,
+                "steps_per_cpu_s": single_cpu,
+                "steps": steps,
+                "state_mb": None,
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+        bar.advance(task)
+        for n in args.sizes:
+            bar.update(task, description=f"vector env, N = {n:,}")
+            rate, cpu_rate, steps, nbytes = time_vector(args.preset, n, args.policy, args.seconds, args.seed)
+            rows.append(
+                {
+                    "what": "vector env (NumPy, CPU)",
+                    "n": n,
+                    "steps_per_s": rate,
+                    "steps_per_cpu_s": cpu_rate,
+                    "steps": steps,
+                    "state_mb": nbytes / 2**20,
+                    "peak_rss_mb": peak_rss_mb(),
+                }
+            )
+            bar.advance(task)
+
+    largest = max(args.sizes)
+    vector = {str(r["n"]): r["steps_per_s"] for r in rows[1:]}
+    ratio = vector[str(largest)] / single
+    table = Table(
+        title=f"decaygym throughput: preset {args.preset}, K = {envs.PRESETS[args.preset].num_slots}, "
+        f"policy {args.policy}, {os.cpu_count()} CPUs"
+    )
+    for col in ("run", "N", "user-steps/s", "per CPU-s", "calls", "state MiB", "peak RSS MiB"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for r in rows:
+        table.add_row(
+            r["what"],
+            f"{r['n']:,}",
+            f"{r['steps_per_s']:,.0f}",
+            f"{r['steps_per_cpu_s']:,.0f}",
+            f"{r['steps']:,}",
+            "-" if r["state_mb"] is None else f"{r['state_mb']:.1f}",
+            f"{r['peak_rss_mb']:.0f}",
+        )
+    out = Console(width=max(100, console.width))  # results on stdout
+    out.print(table)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    out.print(
+        f"ratio vector N = {largest:,} / single env: {ratio:,.1f}x (wall clock; load average {load:.1f})"
+    )
+    out.print("CUDA: not measured (the dynamics run on NumPy; no CUDA backend yet)")
+    if args.json:
+        result = {
+            "single_steps_per_s": single,
+            "vector_steps_per_s": vector,
+            "ratio": ratio,
+            "single_steps_per_cpu_s": rows[0]["steps_per_cpu_s"],
+            "vector_steps_per_cpu_s": {str(r["n"]): r["steps_per_cpu_s"] for r in rows[1:]},
+            "ratio_n": largest,
+            "load_average": load,
+            "rows": rows,
+            "preset": args.preset,
+            "policy": args.policy,
+            "seconds": args.seconds,
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "processor": platform.processor(),
+            },
+            "versions": versions(),
+        }
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    run_cli("decaygym-throughput", main, argv)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,70 @@
+import json
+
+import pytest
+
+from decay_model.errors import ConfigError
+from envs.config import PRESETS, SimConfig, get_preset
+
+
+def test_presets_are_valid_and_ordered_by_size():
+    assert set(PRESETS) == {"small", "default", "large"}
+    assert PRESETS["default"].num_slots == 20
+    for cfg in PRESETS.values():
+        assert cfg.exposure_slots < cfg.num_slots
+        assert cfg.obs_size == cfg.num_slots * 9 + 3
+    assert PRESETS["small"].num_slots < PRESETS["default"].num_slots < PRESETS["large"].num_slots
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("click_lift", -0.1),
+        ("slot_cost", -1.0),
+        ("return_gap_h", 0.0),
+        ("exposure_slots", 20),
+        ("exposure_slots", 25),
+        ("items_per_category", 0),
+        ("num_slots", 0),
+        ("fatigue_halflife_h", -3.0),
+        ("purchase_rate", 1.5),
+        ("click_scale", float("nan")),
+        ("reencode_every", 5),
+        ("horizon", 2.5),
+    ],
+)
+def test_bad_field_raises_config_error_naming_field_and_value(field, value):
+    with pytest.raises(ConfigError) as err:
+        SimConfig(**{field: value})
+    assert field in str(err.value)
+    assert repr(value) in str(err.value)
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        get_preset("huge")
+
+
+def test_missing_artifact(tmp_path):
+    missing = str(tmp_path / "nope")
+    with pytest.raises(ConfigError, match="artifact") as err:
+        SimConfig(artifact=missing)
+    assert missing in str(err.value)
+
+
+def test_artifact_without_population(tmp_path):
+    (tmp_path / "card.json").write_text(json.dumps({"format_version": 1, "model": "exponential"}))
+    with pytest.raises(ConfigError, match="no population summary"):
+        SimConfig(artifact=str(tmp_path))
+
+
+def test_artifact_with_empty_population(tmp_path, fake_artifact):
+    fake_artifact(tmp_path, {"categories": {}})
+    with pytest.raises(ConfigError, match="no categories"):
+        SimConfig(artifact=str(tmp_path))
+
+
+def test_valid_artifact_accepted(tmp_path, fake_artifact):
+    from envs.population import default_summary
+
+    fake_artifact(tmp_path, default_summary())
+    assert SimConfig(artifact=str(tmp_path)).artifact == str(tmp_path)

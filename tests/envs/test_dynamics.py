@@ -1,0 +1,155 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from envs import rng
+from envs.config import PRESETS
+from envs.dynamics import EST, SimState, Simulator
+
+
+def start(preset="small", n=4, seed=0, **overrides):
+    cfg = PRESETS[preset].replace(**overrides) if overrides else PRESETS[preset]
+    sim = Simulator(cfg)
+    state = SimState.allocate(n, cfg)
+    state.key[:] = [rng.key_from_seed(seed + i) for i in range(n)]
+    sim.reset_users(state, np.arange(n))
+    return sim, state
+
+
+def check_state(sim, state, obs):
+    assert np.all(np.isfinite(obs)) and obs.min() >= 0 and obs.max() <= 1
+    for arr in (state.interest, state.floor, state.slots[EST]):
+        assert np.all(np.isfinite(arr)) and arr.min() >= 0 and arr.max() <= 1
+    assert np.all(state.lam > 0)
+    assert np.all(state.slots >= 0)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    preset=st.sampled_from(["small", "default", "large"]),
+    n=st.integers(1, 6),
+    probs=st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)).filter(lambda p: sum(p) > 0),
+)
+def test_random_actions_keep_everything_in_range(seed, preset, n, probs):
+    sim, state = start(preset, n, seed)
+    k = sim.config.num_slots
+    obs = np.zeros((n, sim.config.obs_size), np.float32)
+    sim.observe(state, obs)
+    check_state(sim, state, obs)
+    p = np.asarray(probs) / sum(probs)
+    actions = np.random.default_rng(seed).choice(3, size=(30, n, k), p=p)
+    for a in actions:
+        res = sim.step(state, a)
+        sim.observe(state, obs)
+        check_state(sim, state, obs)
+        assert np.all(res.slots_used <= sim.config.exposure_slots)
+        assert np.all(res.purchases <= res.clicks) and np.all(res.clicks <= res.slots_used)
+        assert np.all(res.gap_h > 0)
+        np.testing.assert_allclose(
+            res.reward, res.click_reward + res.purchase_reward - res.slot_cost, atol=1e-5
+        )
+
+
+def test_user_trajectory_does_not_depend_on_the_batch():
+    sim, big = start("default", n=33, seed=100)
+    _, one = start("default", n=1, seed=103)
+    actions = np.random.default_rng(0).integers(0, 3, (30, 33, 20))
+    for a in actions:
+        rb = sim.step(big, a)
+        r1 = sim.step(one, a[3:4])
+        assert rb.reward[3] == r1.reward[0] and rb.churned[3] == r1.churned[0]
+        np.testing.assert_array_equal(big.slots[:, 3], one.slots[:, 0])
+        for name in ("interest", "clock_h", "annoyance", "satisfaction", "last_engaged_h", "present", "item"):
+            np.testing.assert_array_equal(getattr(big, name)[3], getattr(one, name)[0], err_msg=name)
+
+
+def test_interest_decays_toward_the_floor_without_engagement():
+    sim, state = start("small", n=50, seed=1, churn_logit=-30.0)
+    retire = np.full((50, 8), 2)
+    gap_to_floor = np.abs(state.interest - state.floor)
+    for _ in range(5):
+        res = sim.step(state, retire)
+        assert np.all(res.clicks == 0) and np.all(res.slots_used == 0)
+    assert np.all(np.abs(state.interest - state.floor) <= gap_to_floor + 1e-6)
+    assert np.abs(state.interest - state.floor).mean() < gap_to_floor.mean()
+
+
+def test_exposure_positions_and_empty_slots():
+    sim, state = start("small", n=1, seed=2)
+    k, m, r = 8, sim.config.exposure_slots, sim.config.fresh_per_visit
+    res = sim.step(state, np.zeros((1, k), np.int64))
+    assert res.slots_used[0] == m  # more show-marked items than positions
+    res = sim.step(state, np.full((1, k), 2))  # retire everything: nothing is shown
+    assert res.slots_used[0] == 0 and res.reward[0] == 0
+    assert state.present.sum() == r  # retrieval refills at most R slots a visit
+    res = sim.step(state, np.zeros((1, k), np.int64))
+    assert res.slots_used[0] == min(m, r)  # empty slots show nothing
+
+
+def test_retired_slot_gets_a_cold_candidate():
+    sim, state = start("small", n=1, seed=4, fresh_per_visit=8)
+    action = np.zeros((1, 8), np.int64)
+    for _ in range(5):
+        sim.step(state, action)
+    action[0, 0] = 2
+    sim.step(state, action)
+    assert state.present[0, 0]
+    assert state.exposures[0, 0] == 0 and state.clicks[0, 0] == 0
+    cat = state.cat.ravel()[state.flat_uc[0, 0]]
+    # cold: the estimate starts from the category prior (then decays over one gap)
+    assert state.slots[EST, 0, 0] <= max(sim.prior[cat], state.floor.ravel()[state.flat_uc[0, 0]]) + 1e-6
+
+
+def test_position_bias_table():
+    sim, _ = start("default", n=1)
+    bias = sim.bias_table / 2.0**24
+    assert bias[0] == 0 and bias[1] == pytest.approx(1.0) and bias[2] == pytest.approx(1 / np.log2(3))
+    assert np.all(bias[sim.config.exposure_slots + 1 :] == 0)
+
+
+def test_reduce_shows_less_than_show():
+    sim, state = start("default", n=300, seed=5, churn_logit=-30.0)
+    shown = sim.step(state, np.ones((300, 20), np.int64)).slots_used.mean()
+    assert 0 < shown < sim.config.exposure_slots
+    assert sim.step(state, np.zeros((300, 20), np.int64)).slots_used.mean() == sim.config.exposure_slots
+
+
+def test_clicks_lift_and_purchases_satiate():
+    sim, state = start("default", n=2000, seed=6, churn_logit=-30.0)
+    clicked = np.zeros(0)
+    for _ in range(3):
+        res = sim.step(state, np.zeros((2000, 20), np.int64))
+        clicked = np.append(clicked, res.clicks)
+    assert clicked.sum() > 0
+    assert state.purchases.sum() > 0
+    bought = state.purchases > 0
+    assert state.satiation[bought].min() > 0
+
+
+def test_annoyance_drives_churn():
+    _, calm = start("default", n=3000, seed=7)
+    sim, _ = start("default", n=1, seed=7)
+    loud = sim.config.replace(annoyance_per_exposure=2.0)
+    sim_loud = Simulator(loud)
+    state_loud = SimState.allocate(3000, loud)
+    state_loud.key[:] = calm.key
+    sim_loud.reset_users(state_loud, np.arange(3000))
+    show = np.zeros((3000, 20), np.int64)
+    calm_churn = sim.step(calm, show).churned.mean()
+    loud_churn = sim_loud.step(state_loud, show).churned.mean()
+    assert loud_churn > calm_churn + 0.1
+
+
+def test_no_global_random_state_in_envs():
+    import re
+    from pathlib import Path
+
+    import envs
+
+    allowed = {"Generator", "PCG64", "SeedSequence", "default_rng"}
+    for path in Path(envs.__file__).parent.glob("*.py"):
+        for name in re.findall(r"np\.random\.(\w+)", path.read_text()):
+            assert name in allowed, f"{path.name} uses np.random.{name}"
+        assert "import random" not in path.read_text() and "torch.manual_seed" not in path.read_text()

@@ -1,0 +1,17 @@
+import json
+
+from scripts import throughput
+
+
+def test_throughput_writes_the_table_and_json(tmp_path, capsys):
+    out = tmp_path / "tp.json"
+    code = throughput.main(
+        ["--preset", "small", "--sizes", "1", "8", "--seconds", "0.05", "--json", str(out)]
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["single_steps_per_s"] > 0
+    assert set(result["vector_steps_per_s"]) == {"1", "8"}
+    assert result["ratio"] == result["vector_steps_per_s"]["8"] / result["single_steps_per_s"]
+    printed = capsys.readouterr().out
+    assert "user-steps/s" in printed and "ratio" in printed
