@@ -8,6 +8,7 @@ from decay_model.artifact import DecayModel, load_artifact, register_model, save
 from decay_model.errors import ArtifactError, ConfigError, DataValidationError, DecaygymError
 from decay_model.exponential import DecayFitConfig, ExponentialDecay, GlobalDecay, Popularity, fit_curve
 from decay_model.logs import BEHAVIORS, BehaviourLog, from_frame, load_log
+from decay_model.neural import NeuralDecay, NeuralDecayConfig
 from decay_model.task import EvalTask, TaskConfig
 
 #: The models every comparison table shows, in the order it shows them.
@@ -15,6 +16,7 @@ MODELS: dict[str, type] = {
     "popularity": Popularity,
     "global_decay": GlobalDecay,
     "exponential": ExponentialDecay,
+    "neural": NeuralDecay,
 }
 for _name, _cls in MODELS.items():
     register_model(_name, _cls.from_config)
@@ -32,6 +34,8 @@ __all__ = [
     "EvalTask",
     "ExponentialDecay",
     "GlobalDecay",
+    "NeuralDecay",
+    "NeuralDecayConfig",
     "Popularity",
     "TaskConfig",
     "fit_curve",

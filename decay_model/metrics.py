@@ -11,6 +11,9 @@ from sklearn.metrics import roc_auc_score
 
 EPS = 1e-7
 METRIC_NAMES = ("log_loss", "auc", "brier", "ece", "n", "base_rate")
+#: Ranking metrics of decay_model.ranking, reported beside them in tables.
+RANKING_NAMES = ("hr@10", "ndcg@10", "n_rank")
+TABLE_NAMES = METRIC_NAMES + RANKING_NAMES
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:

@@ -7,7 +7,12 @@ Examples:
 Writes into the run folder: ``metrics.json`` (model -> split -> metric),
 ``table.md``, ``config.json`` (settings, seed, versions, commit), one artifact
 per model under ``artifacts/<model>/``, ``decay_curves.png`` and
-``reliability.png``.
+``reliability.png``; also ``reliability_per_model.png`` and, when neural and
+exponential are both fitted, ``lambda_by_category.png`` (+ ``.json``: λ per
+top-20 category). metrics.json and the table carry the ranking metrics
+(``hr@10``, ``ndcg@10``, ``n_rank``; decay_model.ranking) of every model.
+NeuralDecay's options: ``--neural-preset``, ``--device``, ``--epochs``,
+``--resume`` (its per-epoch checkpoint is ``checkpoints/neural/`` in the run folder).
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ import torch
 from decay_model import MODELS, TaskConfig
 from decay_model.artifact import atomic_write_bytes, atomic_write_json, save_artifact
 from decay_model.logs import SOURCES, BehaviourLog, load_log
-from decay_model.metrics import METRIC_NAMES, calibration_table, evaluate
+from decay_model.metrics import TABLE_NAMES, calibration_table, evaluate
+from decay_model.neural import PRESETS, NeuralDecay, preset
+from decay_model.population import summarize_population
+from decay_model.ranking import ranking_metrics
 from decay_model.synthetic import SyntheticConfig, generate
 from decay_model.task import EvalTask
+from scripts import plots
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
 
 REPORTED_SPLITS = ("valid", "test")
@@ -72,7 +81,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-days", type=float, default=5.0, help="training period length (default: 5)")
     parser.add_argument("--valid-days", type=float, default=2.0, help="validation period length (default: 2)")
     parser.add_argument("--test-days", type=float, default=2.0, help="test period length (default: 2)")
+    neural = parser.add_argument_group("neural", "options of the NeuralDecay model")
+    neural.add_argument(
+        "--neural-preset", choices=list(PRESETS), default="tiny", help="model size (default: tiny)"
+    )
+    neural.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cuda when present)")
+    neural.add_argument("--epochs", type=int, help="maximum epochs (default: the preset's)")
+    neural.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint in the run folder (--out)"
+    )
     return parser.parse_args(argv)
+
+
+def build_model(name: str, args: argparse.Namespace, run_dir: Path, bar: Any) -> Any:
+    """An unfitted model; NeuralDecay gets its preset, seed, device and checkpoint folder."""
+    if name != "neural":
+        return MODELS[name]()
+    overrides = {"seed": args.seed, **({"epochs": args.epochs} if args.epochs else {})}
+    return NeuralDecay(
+        preset(args.neural_preset, **overrides),
+        device=args.device,
+        checkpoint_dir=run_dir / "checkpoints" / name,
+        resume=args.resume,
+        show_progress=bar,
+    )
 
 
 def load_data(args: argparse.Namespace) -> tuple[BehaviourLog, dict[str, Any], str]:
@@ -86,16 +118,16 @@ def load_data(args: argparse.Namespace) -> tuple[BehaviourLog, dict[str, Any], s
 
 def format_table(metrics: dict[str, dict[str, dict[str, float | None]]]) -> str:
     """Markdown table: one row per model and split."""
-    header = "| model | split | " + " | ".join(METRIC_NAMES) + " |"
-    lines = [header, "|" + "---|" * (len(METRIC_NAMES) + 2)]
+    header = "| model | split | " + " | ".join(TABLE_NAMES) + " |"
+    lines = [header, "|" + "---|" * (len(TABLE_NAMES) + 2)]
     for model, splits in metrics.items():
         for split, row in splits.items():
             cells = []
-            for name in METRIC_NAMES:
+            for name in TABLE_NAMES:
                 value = row[name]
                 if value is None:
                     cells.append("n/a")
-                elif name == "n":
+                elif name in ("n", "n_rank"):
                     cells.append(f"{int(value):,}")
                 else:
                     cells.append(f"{value:.4f}")
@@ -109,7 +141,7 @@ def print_table(metrics: dict[str, dict[str, dict[str, float | None]]]) -> None:
     from rich.table import Table
 
     table = Table(title="Re-engagement within the horizon: decay models compared")
-    for col in ("model", "split", *METRIC_NAMES):
+    for col in ("model", "split", *TABLE_NAMES):
         table.add_column(col, justify="left" if col in ("model", "split") else "right")
     for split in REPORTED_SPLITS:
         rows = {m: s[split] for m, s in metrics.items() if split in s}
@@ -117,9 +149,10 @@ def print_table(metrics: dict[str, dict[str, dict[str, float | None]]]) -> None:
         best_auc = max((r["auc"] for r in rows.values() if r["auc"] is not None), default=None)
         for model, row in rows.items():
             cells = []
-            for name in METRIC_NAMES:
+            for name in TABLE_NAMES:
                 value = row[name]
-                text = "n/a" if value is None else (f"{int(value):,}" if name == "n" else f"{value:.4f}")
+                count = name in ("n", "n_rank")
+                text = "n/a" if value is None else (f"{int(value):,}" if count else f"{value:.4f}")
                 if (name == "log_loss" and value == best_ll) or (name == "auc" and value == best_auc):
                     text = f"[bold]{text}[/bold]"
                 cells.append(text)
@@ -229,22 +262,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         fitted: dict[str, Any] = {}
         metrics: dict[str, dict[str, dict[str, float | None]]] = {}
         test_predictions: dict[str, np.ndarray] = {}
+        encoded: dict[str, Any] = {}
         for name in names:
             bar.update(step, description=f"fitting {name}")
-            model = MODELS[name]().fit(task)
+            model = build_model(name, args, run_dir, bar).fit(task)
             fitted[name] = model
             metrics[name] = {}
             for split in REPORTED_SPLITS:
                 p = model.predict(task, split)
-                metrics[name][split] = _clean(evaluate(task.labels(split), p))
+                metrics[name][split] = _clean(
+                    {**evaluate(task.labels(split), p), **ranking_metrics(task, split, p)}
+                )
                 if split == "test":
                     test_predictions[name] = p
+            # Users as the training period left them: what the simulator bootstraps from.
+            encode = getattr(model, "encode", None)
+            encoded[name] = encode(log, at=task.split.valid_start) if encode else None
+            population = summarize_population(encoded[name]) if encode else None
             save_artifact(
                 model,
                 run_dir / "artifacts" / name,
                 log=log,
                 task_config=task_config,
                 metrics=metrics[name],
+                population=population,
                 extra={
                     "command": "python -m scripts.fit_decay "
                     + " ".join(sys.argv[1:] if argv is None else argv)
@@ -262,6 +303,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         atomic_write_bytes(run_dir / "table.md", (format_table(metrics) + "\n").encode())
         plot_reliability(run_dir / "reliability.png", task, test_predictions)
+        y_test = task.labels("test")
+        plots.plot_reliability_per_model(run_dir / "reliability_per_model.png", y_test, test_predictions)
+        if encoded.get("neural") is not None and encoded.get("exponential") is not None:
+            top = [int(c) for c in log.events["category_id"].value_counts().index[:20]]
+            lam = plots.plot_lambda_by_category(
+                run_dir / "lambda_by_category.png", {k: encoded[k] for k in ("exponential", "neural")}, top
+            )
+            atomic_write_json(run_dir / "lambda_by_category.json", lam.to_dict(orient="records"))
         if "exponential" in fitted or "global_decay" in fitted:
             plot_decay_curves(run_dir / "decay_curves.png", fitted, log)
         bar.update(step, advance=1, description="done")

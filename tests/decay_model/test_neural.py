@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from decay_model import MODELS, ConfigError, EvalTask, NeuralDecay, load_artifact, save_artifact
+from decay_model.neural import CHECKPOINT, PRESETS, NeuralDecayConfig, preset
+from decay_model.population import check_encoded, summarize_population
+from decay_model.sequences import EventIndex, GroupData, build_vocab
+from decay_model.synthetic import SyntheticConfig, generate
+
+
+class Interrupted(Exception):
+    """Stands for a run killed in the middle of an epoch."""
+
+
+@pytest.fixture(scope="module")
+def task() -> EvalTask:
+    return EvalTask(generate(SyntheticConfig(n_users=80, n_categories=10), seed=3).log)
+
+
+@pytest.fixture(scope="module")
+def fitted(task: EvalTask) -> NeuralDecay:
+    return NeuralDecay(preset("tiny", epochs=2), device="cpu").fit(task)
+
+
+def test_registered_and_presets() -> None:
+    assert MODELS["neural"] is NeuralDecay
+    assert set(PRESETS) == {"tiny", "base", "large"}
+    assert preset("base", seed=4).seed == 4
+    with pytest.raises(ConfigError, match="unknown NeuralDecay preset"):
+        preset("huge")
+    with pytest.raises(ConfigError, match="must divide"):
+        NeuralDecayConfig(d_model=30, n_heads=4)
+    with pytest.raises(ConfigError, match="unknown keys"):
+        NeuralDecay.from_config({"d_model": 32, "colour": "red"})
+
+
+def test_batches_are_padded_and_use_only_the_past(task: EvalTask) -> None:
+    data = GroupData.from_task(task, "valid")
+    vocab = build_vocab(data.index, task.split.valid_start, 1, 100)
+    batch = data.batch(np.arange(5), vocab, max_len=8, max_cat_events=4)
+    b = 5
+    n = int(data.cand_start[5])
+    assert batch["seq_cat"].shape == (b, 8) and batch["seq_time"].shape == (b, 8, 2)
+    assert batch["hist_age"].shape == (n, 4) and batch["cand_feat"].shape == (n, 5)
+    # Right-aligned: the newest event sits in the last column, padding (0) on the left.
+    assert bool((batch["seq_beh"][:, -1] > 0).all())
+    # Every event is strictly before the cutoff: positive ages.
+    real = batch["hist_beh"] > 0
+    assert bool((batch["hist_age"][real] > 0).all())
+    assert bool(real[:, 0].all())  # each candidate has at least one past event
+    # Labels follow the examples they came from.
+    ex = task.examples("valid")
+    rows = data.cand_row[batch["cand_index"].numpy()]
+    np.testing.assert_array_equal(batch["label"].numpy(), ex["label"].to_numpy()[rows])
+
+
+def test_fit_predicts_probabilities_with_positive_rates(task: EvalTask, fitted: NeuralDecay) -> None:
+    for period in ("valid", "test"):
+        p = fitted.predict(task, period)
+        assert p.shape == (len(task.examples(period)),)
+        assert np.all(np.isfinite(p)) and p.min() > 0 and p.max() < 1
+    params = fitted.decay_params(task, "test")
+    assert np.all(np.isfinite(params["lam"])) and params["lam"].min() > 0
+    # P is the horizon average of b + (a - b) e^{-λΔ}: between a and b.
+    lo = np.minimum(params["a"], params["b"]) - 1e-6
+    hi = np.maximum(params["a"], params["b"]) + 1e-6
+    assert np.all((params["p"] >= lo) & (params["p"] <= hi))
+    assert len(fitted.history) == 2 and "valid_log_loss" in fitted.history[0]
+
+
+def test_same_seed_same_result(task: EvalTask, fitted: NeuralDecay) -> None:
+    again = NeuralDecay(preset("tiny", epochs=2), device="cpu").fit(task)
+    np.testing.assert_array_equal(again.predict(task, "valid"), fitted.predict(task, "valid"))
+    other = NeuralDecay(preset("tiny", epochs=2, seed=1), device="cpu").fit(task)
+    assert not np.array_equal(other.predict(task, "valid"), fitted.predict(task, "valid"))
+
+
+def test_fit_leaves_global_rng_alone(task: EvalTask) -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    NeuralDecay(preset("tiny", epochs=1), device="cpu").fit(task)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_resume_after_a_kill_mid_epoch_matches_uninterrupted(task: EvalTask, tmp_path) -> None:
+    config = preset("tiny", epochs=3, dropout=0.1, patience=5)
+    full = NeuralDecay(config, device="cpu", checkpoint_dir=tmp_path / "full").fit(task)
+    assert (tmp_path / "full" / CHECKPOINT).is_file()
+
+    def kill(epoch: int, batch: int) -> None:
+        if epoch == 1 and batch == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        NeuralDecay(config, device="cpu", checkpoint_dir=tmp_path / "killed", on_batch=kill).fit(task)
+    resumed = NeuralDecay(config, device="cpu", checkpoint_dir=tmp_path / "killed", resume=True).fit(task)
+    assert [h["valid_log_loss"] for h in resumed.history] == [h["valid_log_loss"] for h in full.history]
+    np.testing.assert_array_equal(resumed.predict(task, "valid"), full.predict(task, "valid"))
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(task: EvalTask, tmp_path) -> None:
+    from decay_model.errors import ArtifactError
+
+    NeuralDecay(preset("tiny", epochs=1), device="cpu", checkpoint_dir=tmp_path).fit(task)
+    with pytest.raises(ArtifactError, match="another run"):
+        NeuralDecay(preset("tiny", epochs=1, seed=9), device="cpu", checkpoint_dir=tmp_path, resume=True).fit(
+            task
+        )
+
+
+def test_encode_contract_and_artifact_round_trip(task: EvalTask, fitted: NeuralDecay, tmp_path) -> None:
+    encoded = fitted.encode(task.log, at=task.split.valid_start, batch_groups=7)
+    check_encoded(encoded)
+    index = EventIndex(task.log)
+    assert len(encoded) == int(
+        (
+            index.pair_count_before(
+                np.arange(len(index.pair_start)), np.full(len(index.pair_start), task.split.valid_start)
+            )
+            > 0
+        ).sum()
+    )
+    population = summarize_population(encoded)
+    folder = save_artifact(
+        fitted, tmp_path / "neural", log=task.log, task_config=task.config, population=population
+    )
+    model, card = load_artifact(folder)
+    assert card["model"] == "neural" and card["config"]["preset"] == "tiny"
+    np.testing.assert_allclose(model.predict(task, "test"), fitted.predict(task, "test"), rtol=1e-6)
+    again = model.encode(task.log, at=task.split.valid_start)
+    np.testing.assert_allclose(again["lam"], encoded["lam"], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_base_on_taobao_rates_agree_with_exponential(taobao_path) -> None:
+    from decay_model import ExponentialDecay, load_log
+
+    task = EvalTask(load_log(taobao_path, "taobao"))
+    neural = NeuralDecay(preset("base"), device="cpu").fit(task)
+    at = task.split.valid_start
+    ours = neural.encode(task.log, at=at)
+    exponential = neural.prior_model or ExponentialDecay().fit(task)  # the same deterministic fit
+    theirs = exponential.encode(task.log, at=at)
+    assert np.all(np.isfinite(ours["lam"])) and ours["lam"].min() > 0
+    top = task.log.events["category_id"].value_counts().index[:20]
+    for category in top:
+        mine = ours.loc[ours["category_id"] == category, "lam"].median()
+        ref = theirs.loc[theirs["category_id"] == category, "lam"].median()
+        assert 1 / 3 < mine / ref < 3, (category, mine, ref)
+
+
+def test_listwise_term_trains_and_targets_match_ranking(task: EvalTask) -> None:
+    from decay_model.ranking import next_category
+
+    data = GroupData.from_task(task, "test")
+    group, target = next_category(task, "test")
+    ex = task.examples("test")
+    expected = (ex["category_id"].to_numpy() == target[group]).astype(float)
+    np.testing.assert_array_equal(data.cand_next[np.argsort(data.cand_row)], expected)
+    model = NeuralDecay(preset("tiny", epochs=1, rank_weight=0.5, exponential_prior=False), device="cpu").fit(
+        task
+    )
+    assert np.isfinite(model.history[0]["train_loss"])
