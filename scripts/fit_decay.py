@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with progress() as bar:
         step = bar.add_task("loading the log", total=len(names) + 3)
         log, data_info, label = load_data(args)
-        console.print(f"[dim]{log.report.summary()}[/dim]")
+        console.print(f"[dim]{log.report.summary()}[/dim]", soft_wrap=True)
         for warning in log.report.warnings:
             console.print(f"[yellow]warning:[/yellow] {warning}")
         run_dir = make_run_dir(args.out, "fit_decay", label, args.seed)
