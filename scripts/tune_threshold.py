@@ -1,0 +1,259 @@
+r"""Tune the threshold rule on training users, then compare it with trivial policies on held-out users.
+
+Examples:
+    python -m scripts.tune_threshold --preset default --out runs/tune_default
+    python -m scripts.tune_threshold --preset small --train-users 64 --eval-users 64 \
+        --grid 0.1,0.25 0,0.05 --out runs/tune_small
+
+Protocol: a grid of (show_above, retire_below) pairs with retire_below <= show_above is run on
+the training users (user seeds seed, seed+1, ..., seed+train_users-1) and the pair with the
+highest mean return is kept (ties go to the first pair in grid order: lowest show_above, then
+lowest retire_below). That rule, always-show, show-nothing (all reduce),
+retire-everything and random are then evaluated on held-out users (user seeds
+seed+1,000,000, ...), the same users for every policy; the table gives mean ± 95 % bootstrap
+CI over users and the paired difference to the tuned rule. Written to --out: ``grid.csv`` (the
+training grid), ``results.csv`` (one row per policy and held-out user), ``summary.json``
+(summaries, paired differences, lifecycle tables, seeds) and ``config.json`` (provenance).
+Results depend on the simulator preset and its decay model; they are not claims about real users.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+import envs
+from agents.evaluation import evaluate, lifecycle_table, paired_difference, summarize
+from agents.policy import AlwaysShow, Policy, RandomPolicy, RetireEverything, ShowNothing, ThresholdPolicy
+from decay_model.artifact import atomic_write_bytes, atomic_write_json
+from decay_model.errors import ConfigError
+from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
+
+EVAL_SEED_OFFSET = 1_000_000
+DEFAULT_SHOW = "0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.5,0.7,1.01"
+DEFAULT_RETIRE = "0,0.02,0.05,0.1,0.15,0.2,0.25,0.3,0.4,1.01"
+
+
+def parse_floats(text: str, name: str) -> list[float]:
+    """A comma list of numbers; ConfigError naming the option otherwise."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{name}: expected a comma list of numbers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{name}: expected at least one number, got {text!r}")
+    return sorted(set(values))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options; ``--help`` explains each."""
+    parser = argparse.ArgumentParser(prog="decaygym-tune-threshold", description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="default", choices=sorted(envs.PRESETS), help="simulator preset")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="root seed: user seeds, random policy, bootstrap (default: 0)"
+    )
+    parser.add_argument(
+        "--out", help="run folder (default: runs/tune_threshold__<preset>__seed<seed>__<time>)"
+    )
+    parser.add_argument("--train-users", type=int, default=1000, help="users per grid point (default: 1000)")
+    parser.add_argument("--eval-users", type=int, default=2000, help="held-out users (default: 2000)")
+    parser.add_argument(
+        "--grid",
+        nargs=2,
+        metavar=("SHOW_ABOVE", "RETIRE_BELOW"),
+        default=[DEFAULT_SHOW, DEFAULT_RETIRE],
+        help="comma lists of show_above and retire_below values; pairs with retire_below > show_above "
+        f"are skipped (default: {DEFAULT_SHOW} {DEFAULT_RETIRE})",
+    )
+    parser.add_argument("--batch", type=int, default=2048, help="users stepped together (default: 2048)")
+    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    return parser.parse_args(argv)
+
+
+def grid_pairs(show: list[float], retire: list[float]) -> list[tuple[float, float]]:
+    """Every (show_above, retire_below) with retire_below <= show_above."""
+    pairs = [(s, r) for s in show for r in retire if r <= s]
+    if not pairs:
+        raise ConfigError("--grid: no pair has retire_below <= show_above")
+    return pairs
+
+
+def fmt_ci(row: pd.Series, digits: int = 3) -> str:
+    """``mean [low, high]``."""
+    return f"{row['mean']:.{digits}f} [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+
+
+def lifecycle_check(
+    tuned: ThresholdPolicy,
+    tuned_summary: pd.DataFrame,
+    diffs: dict[str, pd.DataFrame],
+    tuned_label: str,
+    min_share: float = 0.01,
+) -> dict[str, bool]:
+    """Issue 4's "the lifecycle is live" check on the held-out users.
+
+    The tuned rule has show_above > retire_below and uses each action on at least ``min_share`` of
+    the non-empty slots; each trivial policy is clearly worse: the upper end of the paired CI of
+    its return minus the tuned rule's is below 0.
+    """
+    out = {
+        "show_above_gt_retire_below": tuned.show_above > tuned.retire_below,
+        "uses_all_three_actions": all(
+            tuned_summary.loc[f"share_{a}", "mean"] >= min_share for a in ("show", "reduce", "retire")
+        ),
+    }
+    for label, d in diffs.items():
+        if label != tuned_label and label != "random":
+            out[f"{label.split(' ')[0]}_clearly_worse"] = bool(d.loc["return", "ci_high"] < 0)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Tune, evaluate, print the table and write the run folder; returns the exit status."""
+    args = parse_args(argv)
+    for name in ("train_users", "eval_users", "batch", "n_boot"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.train_users > EVAL_SEED_OFFSET:
+        raise ConfigError(
+            f"--train-users must be <= {EVAL_SEED_OFFSET} (training and held-out seeds overlap)"
+        )
+    pairs = grid_pairs(
+        parse_floats(args.grid[0], "--grid SHOW_ABOVE"), parse_floats(args.grid[1], "--grid RETIRE_BELOW")
+    )
+    run_dir = make_run_dir(args.out, "tune_threshold", args.preset, args.seed)
+    train_seeds = list(range(args.seed, args.seed + args.train_users))
+    eval_seeds = list(range(args.seed + EVAL_SEED_OFFSET, args.seed + EVAL_SEED_OFFSET + args.eval_users))
+    config = {
+        "preset": args.preset,
+        "sim_config": envs.PRESETS[args.preset].to_dict(),
+        "grid": [list(p) for p in pairs],
+        "train_seeds": [train_seeds[0], train_seeds[-1] + 1],
+        "eval_seeds": [eval_seeds[0], eval_seeds[-1] + 1],
+        "train_users": args.train_users,
+        "eval_users": args.eval_users,
+        "batch": args.batch,
+        "n_boot": args.n_boot,
+        "selection": "highest mean return on the training users",
+    }
+    write_provenance(run_dir, config, args.seed, ["scripts.tune_threshold", *(argv or [])])
+
+    grid_rows: list[dict[str, Any]] = []
+    with progress() as bar:
+        task = bar.add_task("grid search (training users)", total=len(pairs) + 5)
+        for show_above, retire_below in pairs:
+            rec = evaluate(
+                ThresholdPolicy(show_above, retire_below),
+                preset=args.preset,
+                seeds=train_seeds,
+                num_users=args.batch,
+            )
+            means = rec[
+                ["return", "clicks", "purchases", "churned", "share_show", "share_reduce", "share_retire"]
+            ].mean()
+            grid_rows.append({"show_above": show_above, "retire_below": retire_below, **means.to_dict()})
+            bar.advance(task)
+        grid = pd.DataFrame(grid_rows)
+        best = grid.loc[grid["return"].idxmax()]
+        tuned = ThresholdPolicy(float(best["show_above"]), float(best["retire_below"]))
+        bar.update(task, description="held-out users")
+        policies: dict[str, Policy] = {
+            f"threshold (tuned {tuned.show_above:g}/{tuned.retire_below:g})": tuned,
+            "always-show": AlwaysShow(),
+            "show-nothing (all reduce)": ShowNothing(),
+            "retire-everything": RetireEverything(),
+            "random": RandomPolicy(args.seed),
+        }
+        records: dict[str, pd.DataFrame] = {}
+        for label, policy in policies.items():
+            records[label] = evaluate(
+                policy, preset=args.preset, seeds=eval_seeds, num_users=args.batch, label=label
+            )
+            bar.advance(task)
+
+    tuned_label = next(iter(policies))
+    summaries = {k: summarize(r, n_boot=args.n_boot, seed=args.seed) for k, r in records.items()}
+    diffs = {
+        k: paired_difference(r, records[tuned_label], n_boot=args.n_boot, seed=args.seed)
+        for k, r in records.items()
+    }
+    check = lifecycle_check(tuned, summaries[tuned_label], diffs, tuned_label)
+    results = pd.concat(records.values(), ignore_index=True)
+    atomic_write_bytes(run_dir / "grid.csv", grid.to_csv(index=False).encode())
+    atomic_write_bytes(run_dir / "results.csv", results.to_csv(index=False).encode())
+    atomic_write_json(
+        run_dir / "summary.json",
+        {
+            "preset": args.preset,
+            "tuned": tuned.to_dict(),
+            "tuned_train_return": float(best["return"]),
+            "train_seeds": config["train_seeds"],
+            "eval_seeds": config["eval_seeds"],
+            "summary": {k: s.to_dict(orient="index") for k, s in summaries.items()},
+            "paired_difference_vs_tuned": {k: d.to_dict(orient="index") for k, d in diffs.items()},
+            "lifecycle_check": check,
+            "lifecycle_tuned": {
+                kind: lifecycle_table(records[tuned_label], kind).to_dict(orient="index")
+                for kind in ("age", "interest")
+            },
+        },
+    )
+
+    out = Console(width=max(150, console.width))  # results on stdout
+    table = Table(
+        title=f"threshold rule vs trivial policies: preset {args.preset}, {args.eval_users} held-out users "
+        f"(tuned on {args.train_users} training users, {len(pairs)} grid points); mean [95% bootstrap CI]"
+    )
+    for col in (
+        "policy",
+        "return",
+        "return - tuned (paired)",
+        "clicks",
+        "purchases",
+        "churn rate",
+        "show",
+        "reduce",
+        "retire",
+    ):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for label, s in summaries.items():
+        d = diffs[label].loc["return"]
+        table.add_row(
+            label,
+            fmt_ci(s.loc["return"]),
+            "-" if label == tuned_label else fmt_ci(d),
+            f"{s.loc['clicks', 'mean']:.2f}",
+            f"{s.loc['purchases', 'mean']:.2f}",
+            f"{s.loc['churned', 'mean']:.3f}",
+            f"{s.loc['share_show', 'mean']:.3f}",
+            f"{s.loc['share_reduce', 'mean']:.3f}",
+            f"{s.loc['share_retire', 'mean']:.3f}",
+        )
+    out.print(table)
+    top = grid.sort_values("return", ascending=False, kind="stable").head(5)
+    out.print("best grid points on the training users (mean return):")
+    for _, r in top.iterrows():
+        out.print(
+            f"  show_above={r['show_above']:g} retire_below={r['retire_below']:g}: return {r['return']:.3f}, "
+            f"shares show/reduce/retire {r['share_show']:.2f}/{r['share_reduce']:.2f}/{r['share_retire']:.2f}"
+        )
+    out.print(
+        "lifecycle check (issue 4): "
+        + "; ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'NO'}" for k, v in check.items())
+    )
+    out.print(f"written to {run_dir}")
+    return 0
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    run_cli("decaygym-tune-threshold", main, argv)
+
+
+if __name__ == "__main__":
+    cli()
