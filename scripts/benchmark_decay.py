@@ -19,8 +19,6 @@ import argparse
 import math
 import os
 import platform
-import resource
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +31,7 @@ from decay_model.neural import PRESETS, NeuralDecay, NeuralDecayNet, preset
 from decay_model.sequences import GroupData, build_vocab
 from decay_model.synthetic import SyntheticConfig, generate
 from decay_model.task import EvalTask
-from scripts.common import console, run_cli, versions
+from scripts.common import console, peak_rss_mib, run_cli, versions
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,12 +55,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     return parser.parse_args(argv)
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def measure(

@@ -20,8 +20,6 @@ import argparse
 import json
 import os
 import platform
-import resource
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +32,7 @@ from rich.table import Table
 
 import envs
 from envs.vector import InterestDecayVectorEnv
-from scripts.common import console, progress, run_cli, versions
+from scripts.common import console, peak_rss_mib, progress, run_cli, versions
 
 POLICIES = {"mixed": (0.6, 0.35, 0.05), "show": (1.0, 0.0, 0.0), "random": (1 / 3, 1 / 3, 1 / 3)}
 
@@ -67,12 +65,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     return parser.parse_args(argv)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
 def draw_actions(policy: str, shape: tuple[int, ...], seed: int, count: int = 8) -> np.ndarray:
@@ -140,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "steps_per_cpu_s": single_cpu,
                 "steps": steps,
                 "state_mb": None,
-                "peak_rss_mb": peak_rss_mb(),
+                "peak_rss_mb": peak_rss_mib(),
             }
         )
         bar.advance(task)
@@ -155,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "steps_per_cpu_s": cpu_rate,
                     "steps": steps,
                     "state_mb": nbytes / 2**20,
-                    "peak_rss_mb": peak_rss_mb(),
+                    "peak_rss_mb": peak_rss_mib(),
                 }
             )
             bar.advance(task)
