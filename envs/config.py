@@ -99,7 +99,11 @@ class SimConfig:
     return_gap_h: float = 24.0
     """Mean time between visits of a neutral user (exponential gap), hours."""
     return_satisfaction: float = 0.2
-    """Gap scale × e^{-return_satisfaction · satisfaction}: a satisfied user comes back sooner."""
+    """A satisfied user comes back sooner: the gap's mean is return_gap_h × (f + (1 - f) ×
+    e^{-return_satisfaction · satisfaction}), f = return_gap_min_fraction."""
+    return_gap_min_fraction: float = 0.25
+    """Floor f of that factor: however satisfied, a user's mean gap stays ≥ f × return_gap_h
+    (without it, satisfaction from many clicks can drive the gap, and time, to zero)."""
     initial_interest_sd: float = 0.5
     """Logit-scale sd of a new user's initial interest around the category's mean interest."""
 
@@ -183,6 +187,7 @@ class SimConfig:
             "click_lift",
             "purchase_satiation",
             "estimate_lr",
+            "return_gap_min_fraction",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise bad(name, "must be in [0, 1]")

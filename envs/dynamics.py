@@ -24,7 +24,8 @@ One visit (``step``), for every user at once:
 6. **Churn**: the user leaves for good with chance σ(churn_logit + churn_annoyance·annoyance
    - churn_satisfaction·satisfaction).
 7. **Time passes** until the next visit: Δ ~ Exponential(mean return_gap_h ·
-   e^{-return_satisfaction·satisfaction}). True interest decays, I ← b + (I - b)e^{-λΔ};
+   (f + (1 - f)·e^{-return_satisfaction·satisfaction})), f = return_gap_min_fraction.
+   True interest decays, I ← b + (I - b)e^{-λΔ};
    so does the system's estimate (with the same λ, b: the decay model's); fatigue,
    satiation, annoyance and satisfaction fade; items age.
 8. **Retrieval**: at most R fresh candidates fill empty slots (lowest slots first). A fresh
@@ -419,10 +420,12 @@ class Simulator:
             + cfg.churn_annoyance * state.annoyance
             - cfg.churn_satisfaction * state.satisfaction
         )
-        churned = u[:, 0] * (1 + np.exp(-logit)) < 1
+        # clipped so that exp cannot overflow for a very satisfied (or annoyed) user
+        churned = u[:, 0] * (1 + np.exp(-np.clip(logit, -60.0, 60.0))) < 1
         state.alive &= ~churned
         gap = np.log(u[:, 1])
-        gap *= np.exp(F32(-cfg.return_satisfaction) * state.satisfaction)
+        floor_f = F32(cfg.return_gap_min_fraction)
+        gap *= floor_f + (1 - floor_f) * np.exp(F32(-cfg.return_satisfaction) * state.satisfaction)
         gap *= F32(-cfg.return_gap_h)
         state.clock_h += gap
         g = gap[:, None]

@@ -153,3 +153,34 @@ def test_no_global_random_state_in_envs():
         for name in re.findall(r"np\.random\.(\w+)", path.read_text()):
             assert name in allowed, f"{path.name} uses np.random.{name}"
         assert "import random" not in path.read_text() and "torch.manual_seed" not in path.read_text()
+
+
+def test_a_very_satisfied_user_keeps_a_minimum_gap_between_visits() -> None:
+    # Satisfaction from clicks grows without bound here; the mean gap must stay
+    # >= return_gap_min_fraction × return_gap_h = 0.5 × 10 h = 5 h (exponential gaps).
+    import warnings
+
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+
+    env = gym.make(
+        "decaygym/InterestDecay-small-v0",
+        click_scale=5.0,
+        satisfaction_per_click=50.0,
+        return_satisfaction=5.0,
+        return_gap_h=10.0,
+        return_gap_min_fraction=0.5,
+        churn_logit=-30.0,
+    )
+    gaps = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow in the churn or gap arithmetic
+        for seed in range(20):
+            env.reset(seed=seed)
+            for _ in range(20):
+                _, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape, dtype=np.int64))
+                gaps.append(info["gap_h"])
+                if terminated or truncated:
+                    break
+    assert np.mean(gaps) > 4.0
