@@ -22,7 +22,6 @@ shorter ``--test-days`` leaves the points past it empty (n/a).
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import sys
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from decay_model.task import TaskConfig
 from envs.config import get_preset
 from envs.fidelity import POLICIES, FidelityReport, fidelity_report
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
+from scripts.plots import pyplot, save_png
 
 PROG = "decaygym-fidelity"
 
@@ -145,21 +145,6 @@ def print_table(report: FidelityReport) -> None:
     Console(width=140).print(table)
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def _ecdf(ax: Any, values: np.ndarray, label: str) -> None:
     if len(values) == 0:
         return
@@ -169,7 +154,7 @@ def _ecdf(ax: Any, values: np.ndarray, label: str) -> None:
 
 def plot_overlays(run_dir: Path, report: FidelityReport) -> list[str]:
     """Simulated against real: ECDFs of the two distributions and the re-engagement curve."""
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     by_name = {s.name: s for s in report.statistics}
     for name, values, xlabel, log_x in (
@@ -198,7 +183,7 @@ def plot_overlays(run_dir: Path, report: FidelityReport) -> list[str]:
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        _save(fig, run_dir / f"{name}.png")
+        save_png(fig, run_dir / f"{name}.png")
         plt.close(fig)
         written.append(f"{name}.png")
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -213,7 +198,7 @@ def plot_overlays(run_dir: Path, report: FidelityReport) -> list[str]:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _save(fig, run_dir / "reengagement.png")
+    save_png(fig, run_dir / "reengagement.png")
     plt.close(fig)
     written.append("reengagement.png")
     return written

@@ -38,6 +38,7 @@ from decay_model.synthetic import SyntheticConfig, generate
 from decay_model.task import EvalTask
 from scripts import plots
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
+from scripts.plots import pyplot, save_png
 
 REPORTED_SPLITS = ("valid", "test")
 
@@ -162,10 +163,7 @@ def print_table(metrics: dict[str, dict[str, dict[str, float | None]]]) -> None:
 
 def plot_decay_curves(path: Path, models: dict[str, Any], log: BehaviourLog, top: int = 8) -> None:
     """Fitted decay of one event's interest, e^{-λ_c t}, for the most frequent categories."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     hours = np.linspace(0, 96, 200)
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -191,16 +189,13 @@ def plot_decay_curves(path: Path, models: dict[str, Any], log: BehaviourLog, top
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
 def plot_reliability(path: Path, task: EvalTask, predictions: dict[str, np.ndarray]) -> None:
     """Reliability diagram on the test period: mean prediction against observed rate per bin."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":")
@@ -214,16 +209,8 @@ def plot_reliability(path: Path, task: EvalTask, predictions: dict[str, np.ndarr
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_png(fig, path)
     plt.close(fig)
-
-
-def _save_figure(fig: Any, path: Path) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _clean(metrics: dict[str, float]) -> dict[str, float | None]:

@@ -18,7 +18,8 @@ from decay_model.artifact import atomic_write_bytes
 from decay_model.metrics import calibration_table
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, imported only when a plot is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +28,8 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_png(fig: Any, path: Path) -> None:
+    """Write a figure as PNG atomically, so an interrupted run never leaves half a file."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     atomic_write_bytes(Path(path), buffer.getvalue())
@@ -39,7 +41,7 @@ def plot_reliability_per_model(path: Path, labels: np.ndarray, predictions: dict
     Marker area follows the bin's share of examples; the grey histogram at the
     bottom of each panel is the distribution of predictions.
     """
-    plt = _pyplot()
+    plt = pyplot()
     n = max(len(predictions), 1)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
@@ -66,7 +68,7 @@ def plot_reliability_per_model(path: Path, labels: np.ndarray, predictions: dict
         ax.axis("off")
     fig.suptitle("Reliability on the test period")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 
@@ -97,7 +99,7 @@ def plot_lambda_by_category(
 
     Returns the medians table (:func:`lambda_by_category`) that the plot shows.
     """
-    plt = _pyplot()
+    plt = pyplot()
     names = list(encoded)
     fig, ax = plt.subplots(figsize=(min(16, max(8, 0.4 * len(categories) * len(names))), 5))
     width = 0.8 / max(len(names), 1)
@@ -127,6 +129,6 @@ def plot_lambda_by_category(
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
     return lambda_by_category(encoded, categories)
