@@ -73,14 +73,16 @@ def block(obs: NDArray[np.float32], index: int) -> NDArray[np.float32]:
     return obs[:, index * k : (index + 1) * k]
 
 
-def _out(actions: NDArray[np.int64], single: bool) -> NDArray[np.int64]:
-    return actions[0] if single else actions
+class RulePolicy:
+    """Shared ``predict`` of the rules: batch handling and empty slots, once.
 
+    A rule only implements :meth:`decide` on a batch (N, obs_dim) -> (N, K); empty slots
+    are then set to 0 and a single observation gets a single row back.
+    """
 
-class _Constant:
-    """A policy that takes the same action on every non-empty slot."""
-
-    action: int = SHOW
+    def decide(self, obs: NDArray[np.float32]) -> NDArray[np.integer]:
+        """Actions for every slot of a batch, before empty slots are masked."""
+        raise NotImplementedError
 
     def predict(
         self,
@@ -89,11 +91,21 @@ class _Constant:
         episode_start: NDArray[np.bool_] | None = None,
         deterministic: bool = True,
     ) -> tuple[NDArray[np.int64], tuple[NDArray[Any], ...] | None]:
-        """The constant action on every non-empty slot (0 on empty ones); ``state`` is passed through."""
+        """SB3's signature; ``state`` is passed through (rules keep none)."""
         obs, single = as_batch(observation)
         empty = block(obs, EMPTY_BLOCK) > 0.5
-        actions = np.where(empty, SHOW, self.action).astype(np.int64)
-        return _out(actions, single), state
+        actions = np.where(empty, SHOW, self.decide(obs)).astype(np.int64)
+        return (actions[0] if single else actions), state
+
+
+class _Constant(RulePolicy):
+    """A policy that takes the same action on every non-empty slot."""
+
+    action: int = SHOW
+
+    def decide(self, obs: NDArray[np.float32]) -> NDArray[np.integer]:
+        """The constant action everywhere."""
+        return np.full((obs.shape[0], num_slots(obs.shape[1])), self.action, dtype=np.int64)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -124,7 +136,7 @@ class RetireEverything(_Constant):
     action = RETIRE
 
 
-class ThresholdPolicy:
+class ThresholdPolicy(RulePolicy):
     """The seed's rule on the system's predicted interest (observation block 0).
 
     Per non-empty slot with predicted interest p: show if p >= ``show_above``, reduce if
@@ -151,21 +163,11 @@ class ThresholdPolicy:
         self.show_above = float(show_above)
         self.retire_below = float(retire_below)
 
-    def predict(
-        self,
-        observation: NDArray[np.floating],
-        state: tuple[NDArray[Any], ...] | None = None,
-        episode_start: NDArray[np.bool_] | None = None,
-        deterministic: bool = True,
-    ) -> tuple[NDArray[np.int64], tuple[NDArray[Any], ...] | None]:
+    def decide(self, obs: NDArray[np.float32]) -> NDArray[np.integer]:
         """Show / reduce / retire by predicted interest (see the class docstring)."""
-        obs, single = as_batch(observation)
         p = block(obs, PREDICTED_INTEREST_BLOCK)
-        empty = block(obs, EMPTY_BLOCK) > 0.5
         actions = np.where(p >= np.float32(self.show_above), SHOW, REDUCE)
-        actions = np.where(p < np.float32(self.retire_below), RETIRE, actions)
-        actions = np.where(empty, SHOW, actions).astype(np.int64)
-        return _out(actions, single), state
+        return np.where(p < np.float32(self.retire_below), RETIRE, actions)
 
     def to_dict(self) -> dict[str, float]:
         """The thresholds, JSON-ready."""
@@ -175,7 +177,7 @@ class ThresholdPolicy:
         return f"ThresholdPolicy(show_above={self.show_above!r}, retire_below={self.retire_below!r})"
 
 
-class RandomPolicy:
+class RandomPolicy(RulePolicy):
     """Uniform random action per non-empty slot, from its own seeded NumPy Generator.
 
     The draws depend on the order and batch sizes of the calls; evaluate it with the same
@@ -194,19 +196,9 @@ class RandomPolicy:
         self.probs = p
         self.rng = np.random.default_rng(seed)
 
-    def predict(
-        self,
-        observation: NDArray[np.floating],
-        state: tuple[NDArray[Any], ...] | None = None,
-        episode_start: NDArray[np.bool_] | None = None,
-        deterministic: bool = True,
-    ) -> tuple[NDArray[np.int64], tuple[NDArray[Any], ...] | None]:
+    def decide(self, obs: NDArray[np.float32]) -> NDArray[np.integer]:
         """Random actions (``deterministic`` is ignored: the policy is random by definition)."""
-        obs, single = as_batch(observation)
-        empty = block(obs, EMPTY_BLOCK) > 0.5
-        actions = self.rng.choice(3, size=empty.shape, p=self.probs)
-        actions = np.where(empty, SHOW, actions).astype(np.int64)
-        return _out(actions, single), state
+        return self.rng.choice(3, size=(obs.shape[0], num_slots(obs.shape[1])), p=self.probs)
 
     def __repr__(self) -> str:
         return f"RandomPolicy(seed={self.seed!r})"
