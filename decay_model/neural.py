@@ -428,6 +428,10 @@ class NeuralDecay:
         steps_per_epoch = math.ceil(train.n_groups / cfg.batch_groups)
         total_steps = steps_per_epoch * cfg.epochs
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        # nn.Module initialisation and nn.Dropout draw from torch's global generator and take
+        # no Generator argument, so the global state is seeded here, inside fork_rng: the
+        # caller's random state is restored on exit (tested), and checkpoints save and
+        # restore this state for --resume. Shuffling uses its own torch.Generator below.
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(cfg.seed)
             net = NeuralDecayNet(cfg, len(self.vocab), self.horizon_hours)
