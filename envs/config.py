@@ -7,12 +7,16 @@ naming the field and the value. Derived values are properties, never stored.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from decay_model.errors import ArtifactError, ConfigError
+
+MAX_EXPLORE = 4
+"""New categories a user can engage with in one visit (``explore_per_visit`` is their mean)."""
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,8 @@ class SimConfig:
     """M: items actually displayed per visit (positions 1..M); must be < K."""
     fresh_per_visit: int = 3
     """R: at most this many fresh candidates fill empty (retired) slots per visit."""
-    max_user_categories: int = 8
-    """Categories a simulated user can be interested in (padding width of the user state)."""
-    categories_per_user: float = 4.0
-    """Mean number of categories a new user draws (uniform on 1..2·mean-1, capped above)."""
+    max_user_categories: int = 16
+    """W: categories a simulated user tracks at once (new ones replace the least interesting)."""
     items_per_category: int = 200
     """Catalogue size per category."""
     catalogue_seed: int = 0
@@ -47,8 +49,6 @@ class SimConfig:
     """Item value (purchase margin) ~ LogNormal(value_log_mean, value_log_sd)."""
     value_log_sd: float = 0.5
     """Log-scale sd of item value."""
-    item_age_mean_h: float = 720.0
-    """Mean age of a catalogue item when first retrieved (exponential), hours."""
     appeal_sd: float = 0.5
     """Sd of the log of a user's hidden appeal for one item (logistic; drawn when the candidate arrives)."""
 
@@ -82,7 +82,7 @@ class SimConfig:
     """Item fatigue added per unanswered exposure (click chance × e^{-fatigue})."""
     fatigue_halflife_h: float = 24.0
     """Half-life of item fatigue, hours."""
-    annoyance_per_exposure: float = 0.05
+    annoyance_per_exposure: float = 0.02
     """User annoyance added per unanswered exposure."""
     satisfaction_per_click: float = 0.2
     """User satisfaction added per click."""
@@ -90,26 +90,99 @@ class SimConfig:
     """User satisfaction added per purchase."""
     mood_halflife_h: float = 72.0
     """Half-life of annoyance and satisfaction, hours."""
-    churn_logit: float = -4.5
+    churn_logit: float = -7.0
     """Logit of the chance to leave for good after a visit, for a neutral user."""
     churn_annoyance: float = 1.0
     """Added to the churn logit per unit of annoyance."""
     churn_satisfaction: float = 0.5
     """Subtracted from the churn logit per unit of satisfaction."""
-    return_gap_h: float = 24.0
-    """Mean time between visits of a neutral user (exponential gap), hours."""
     return_satisfaction: float = 0.2
-    """A satisfied user comes back sooner: the gap's mean is return_gap_h × (f + (1 - f) ×
-    e^{-return_satisfaction · satisfaction}), f = return_gap_min_fraction."""
+    """A satisfied user comes back sooner: the gap beyond ``session_gap_h`` is multiplied by
+    f + (1 - f) × e^{-return_satisfaction · satisfaction}, f = return_gap_min_fraction."""
     return_gap_min_fraction: float = 0.25
-    """Floor f of that factor: however satisfied, a user's mean gap stays ≥ f × return_gap_h
+    """Floor f of that factor: however satisfied, a user's gap stays ≥ f × their usual one
     (without it, satisfaction from many clicks can drive the gap, and time, to zero)."""
+
+    # -- activity: return times and browsing (decay_model.activity, fitted on the Taobao log) --------
+    session_gap_h: float = 0.5
+    """Inactivity that separates two visits, hours: every gap is at least this long."""
+    gap_log_mean: float = 1.861
+    """Mean over users of μ_u: log(gap - session_gap_h) = μ_u + a within-user residual, gap in hours."""
+    gap_log_user_sd: float = 0.568
+    """Sd of μ_u over users."""
+    gap_residual_quantiles: tuple[float, ...] = (
+        -4.511,
+        -3.187,
+        -2.534,
+        -2.159,
+        -1.864,
+        -1.649,
+        -1.479,
+        -1.313,
+        -1.138,
+        -0.999,
+        -0.89,
+        -0.761,
+        -0.639,
+        -0.536,
+        -0.434,
+        -0.34,
+        -0.247,
+        -0.151,
+        -0.05,
+        0.044,
+        0.139,
+        0.232,
+        0.311,
+        0.409,
+        0.502,
+        0.601,
+        0.678,
+        0.781,
+        0.857,
+        0.948,
+        1.026,
+        1.117,
+        1.227,
+        1.344,
+        1.456,
+        1.579,
+        1.703,
+        1.845,
+        2.017,
+        2.332,
+        2.937,
+    )
+    """Quantiles, at probabilities 0, 0.025, ..., 1 (ends at 0.005, 0.995), of the within-user
+    residual of log(gap - session_gap_h): days and nights make it skewed and far from normal,
+    so gaps are drawn from these (linear interpolation of the quantile function)."""
+    events_log_mean: float = 0.130
+    """Mean over users of log(e_u - 1), e_u the user's mean events per engaged category."""
+    events_log_user_sd: float = 0.174
+    """Sd over users of log(e_u - 1)."""
+    explore_per_visit: float = 1.404
+    """Mean number of new categories a user engages with per visit (at most MAX_EXPLORE)."""
+    organic_purchase_rate: float = 0.0215
+    """Chance that an event of the user's own browsing is a purchase."""
+    engagement_scale: float = 0.65
+    """κ: a category with 24 h engagement chance I is engaged in a visit after Δ hours with chance
+    1 - (1 - I)^{κ(Δ/24)^β}. κ, β and engagement_lift were chosen from a grid against the
+    fidelity report on the Taobao log (decaygym-fidelity); the activity fields above are
+    fitted by decay_model.activity on its training period."""
+    engagement_gap_power: float = 0.2
+    """β: how much the gap since the last visit matters (1: a hazard over the gap, 0: per visit)."""
+    engagement_lift: float = 0.35
+    """Browsing a category moves its interest a fraction toward 1: I ← I + engagement_lift·(1 - I)
+    (calibrated with engagement_scale)."""
+    orphan_interest: float = 0.01
+    """Interest in an item whose category the user no longer tracks (replaced by a new one)."""
     initial_interest_sd: float = 0.5
     """Logit-scale sd of a new user's initial interest around the category's mean interest."""
 
     # -- the system's estimate ---------------------------------------------------------
-    estimate_lr: float = 0.2
-    """Step of the system's estimate toward each observed outcome (click 1, unanswered 0)."""
+    estimate_prior_clicks: float = 1.0
+    """α: prior strength, in clicks, of the system's estimate of an item's relative click-through
+    (α + clicks) / (α + expected clicks); small α learns fast from few exposures."""
 
     # -- episode ----------------------------------------------------------------------
     horizon: int = 100
@@ -140,6 +213,12 @@ class SimConfig:
             raise bad("exposure_slots", f"must be < num_slots={self.num_slots}")
         if self.fresh_per_visit > self.num_slots:
             raise bad("fresh_per_visit", f"must be <= num_slots={self.num_slots}")
+        q = self.gap_residual_quantiles
+        finite = all(math.isfinite(float(v)) for v in q)
+        if len(q) < 2 or not finite or any(b < a for a, b in itertools.pairwise(q)):
+            raise bad("gap_residual_quantiles", "must be at least 2 finite, non-decreasing numbers")
+        if self.explore_per_visit > MAX_EXPLORE:
+            raise bad("explore_per_visit", f"must be <= MAX_EXPLORE={MAX_EXPLORE}")
         if not isinstance(self.reencode_every, int) or self.reencode_every < 0:
             raise bad("reencode_every", "must be an integer >= 0")
         if self.reencode_every != 0:
@@ -153,12 +232,11 @@ class SimConfig:
         for name in (
             "quality_a",
             "quality_b",
-            "item_age_mean_h",
             "repurchase_cycle_h",
             "fatigue_halflife_h",
             "mood_halflife_h",
-            "return_gap_h",
-            "categories_per_user",
+            "session_gap_h",
+            "estimate_prior_clicks",
         ):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be > 0")
@@ -177,6 +255,11 @@ class SimConfig:
             "churn_satisfaction",
             "return_satisfaction",
             "initial_interest_sd",
+            "gap_log_user_sd",
+            "events_log_user_sd",
+            "explore_per_visit",
+            "engagement_scale",
+            "engagement_gap_power",
         ):
             if getattr(self, name) < 0:
                 raise bad(name, "must be >= 0 (rates, costs and scales cannot be negative)")
@@ -186,8 +269,10 @@ class SimConfig:
             "crowding",
             "click_lift",
             "purchase_satiation",
-            "estimate_lr",
             "return_gap_min_fraction",
+            "organic_purchase_rate",
+            "engagement_lift",
+            "orphan_interest",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise bad(name, "must be in [0, 1]")
@@ -239,7 +324,6 @@ PRESETS: dict[str, SimConfig] = {
         exposure_slots=3,
         fresh_per_visit=2,
         max_user_categories=4,
-        categories_per_user=2.0,
         items_per_category=30,
         horizon=20,
     ),
@@ -248,8 +332,7 @@ PRESETS: dict[str, SimConfig] = {
         num_slots=50,
         exposure_slots=12,
         fresh_per_visit=6,
-        max_user_categories=12,
-        categories_per_user=6.0,
+        max_user_categories=24,
         items_per_category=2000,
         horizon=200,
     ),

@@ -54,7 +54,10 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
     r"""A shopper whose interest in each category fades with time and over-exposure.
 
     ## Description
-    Each step is one visit of one simulated user. The system holds K candidate items for
+    Each step is one visit of one simulated user. The user browses on their own (engaging
+    with the categories they are interested in, and discovering new ones: the system sees
+    this, too); return times, browsing depth and engagement are calibrated to the Taobao
+    log (``decaygym-fidelity``). The system holds K candidate items for
     the user and, for each, the agent decides to show it, reduce its exposure or retire it.
     At most M items are displayed; the user clicks and buys with probabilities driven by
     their hidden interest in the item's category, their hidden appeal for the item, its
@@ -86,7 +89,7 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
     | 4     | purchases of the item so far                                  | 0   | 1   | 5           |
     | 5     | exposures since the item's last click                         | 0   | 1   | 5           |
     | 6     | empty-slot flag (1 = no candidate in this slot)               | 0   | 1   | -           |
-    | 7     | item age                                                      | 0   | 1   | 720 h       |
+    | 7     | item age: hours since it entered the user's candidate pool    | 0   | 1   | 720 h       |
     | 8     | item value (purchase margin)                                  | 0   | 1   | 1           |
 
     | Index     | Observation (per user)                                    | Min | Max | Scale s     |
@@ -102,7 +105,8 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
     ``click_value · clicks + purchase_value_scale · Σ value of purchased items - slot_cost ·
     displayed slots``. ``info`` reports ``click_reward``, ``purchase_reward`` and
     ``slot_cost`` (their sum, with the cost negated, is the reward), and ``clicks``,
-    ``purchases``, ``slots_used``, ``gap_h`` (hours to the next visit), ``visit``.
+    ``purchases``, ``slots_used``, ``gap_h`` (hours to the next visit), ``visit``,
+    ``organic_events`` and ``organic_purchases`` (the user's own browsing, not rewarded).
     ``info["true_interest"]`` (K,) is the user's hidden interest in each candidate's
     category and ``info["true_appeal"]`` (K,) the hidden click multiplier (click_scale ·
     quality · appeal); both are for the oracle baseline only, never for learned agents.
@@ -145,7 +149,8 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
     ``envs.vector.InterestDecayVectorEnv`` runs the same step for many users in one call.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version (calibrated browsing, return times and pool age since the
+      session-2 calibration; ids unchanged because nothing was released before it).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
@@ -210,6 +215,8 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
             purchase_reward=float(res.purchase_reward[0]),
             slot_cost=float(res.slot_cost[0]),
             gap_h=float(res.gap_h[0]),
+            organic_events=int(res.organic_events[0]),
+            organic_purchases=int(res.organic_purchases[0]),
         )
         return self._obs[0].copy(), float(res.reward[0]), terminated, False, info
 

@@ -62,6 +62,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats as sps
 
+from decay_model.activity import fit_activity
 from decay_model.errors import ConfigError, DataValidationError
 from decay_model.logs import BEHAVIORS, BehaviourLog
 from decay_model.task import HOUR, EvalTask, TaskConfig
@@ -100,6 +101,7 @@ POLICIES: tuple[str, ...] = ("always_show", "refresh")
 """Fixed exposure policies the simulated side can run (see ``simulate_cohort``)."""
 
 CLICK = BEHAVIORS.index("click")
+VIEW = BEHAVIORS.index("view")
 BUY = BEHAVIORS.index("buy")
 
 
@@ -274,9 +276,9 @@ class _Cohort(Population):
         self, config: SimConfig, key: NDArray[np.uint32], episode: NDArray[np.uint32]
     ) -> dict[str, NDArray[Any]]:
         """Real user ``key - key0`` for every key (episodes do not matter: nobody is reset)."""
-        assert self.real is not None
         pick = (np.asarray(key, np.uint32) - np.uint32(self.key0)).astype(np.int64)
-        return {k: v[pick].copy() for k, v in self.real.items()}
+        base = rng.stream(key, episode, np.zeros(len(key), np.uint32), rng.DRAW_POPULATION)
+        return self.pick_real(config, pick, base)
 
 
 def fit_decay(log: BehaviourLog, task_config: TaskConfig | None = None, fit_config: Any = None) -> Any:
@@ -294,6 +296,7 @@ def simulate_cohort(
     seed: int = 0,
     max_visits: int = 100_000,
     policy: str = "always_show",
+    activity: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Simulate every encoded user once over [start, end) under a fixed policy; their events.
 
@@ -302,22 +305,29 @@ def simulate_cohort(
         start: window start, seconds; the simulated clock begins here.
         end: window end, seconds.
         config: the simulator's config (default ``SimConfig()``).
-        seed: seeds the users' random streams and their first-visit offsets.
+        seed: seeds the users' random streams and their first-visit times.
         max_visits: safety cap on simulated visits per user.
         policy: one of ``POLICIES``: ``always_show`` (action 0 on every slot, the report's
             default) or ``refresh`` (retire every candidate once it has been displayed, so that
             up to ``fresh_per_visit`` new ones arrive per visit; a crude stand-in for a feed).
+        activity: ``decay_model.activity.fit_activity(...).per_user`` fitted before ``start``:
+            each user's own return time and browsing depth (without it users draw them from the
+            config). A user's first visit is one gap after their last real event, drawn from their
+            return-time distribution, conditioned on the time since their last real event.
 
     Returns:
         Events with columns ``user_id`` (the real ids), ``category_id`` (the real ids),
-        ``behavior`` (``click`` or ``buy`` codes) and ``timestamp`` (float seconds). Its
-        ``attrs`` count the simulated ``visits`` in the window (with or without a click), the
-        users who ``churned`` there and those ``capped`` by ``max_visits`` (still visiting).
+        ``behavior`` (codes of ``BEHAVIORS``: the user's browsing as ``view`` and ``buy``, the
+        agent's page as ``click`` and ``buy``) and ``timestamp`` (float seconds). Its ``attrs``
+        count the simulated ``visits`` in the window, the users who ``churned`` there and those
+        ``capped`` by ``max_visits`` (still visiting).
     """
     config = config or SimConfig()
     if policy not in POLICIES:
         raise ConfigError(f"fidelity policy must be one of {', '.join(POLICIES)}, got {policy!r}")
-    base = Population.from_encoded(encoded, config.max_user_categories, source="fidelity cohort")
+    base = Population.from_encoded(
+        encoded, config.max_user_categories, source="fidelity cohort", activity=activity
+    )
     user_ids = np.unique(encoded["user_id"].to_numpy())  # the order from_encoded uses
     n = len(user_ids)
     key0 = int(rng.key_from_seed(seed))
@@ -327,14 +337,51 @@ def simulate_cohort(
     state.key[:] = (np.uint32(key0) + np.arange(n, dtype=np.uint32)).astype(np.uint32)
     sim.reset_users(state, np.arange(n))
     gen = np.random.default_rng(seed)
-    t0 = start + gen.exponential(config.return_gap_h, n) * HOUR  # each user's first visit, seconds
+    # first visit: one return gap after the user's last real event, conditioned to end after
+    # ``start`` (what a renewal process with the user's gaps says, given the time already gone)
+    last = np.full(n, float(start))
+    if activity is not None:
+        seen = activity.set_index("user_id")["last_event"].reindex(user_ids).to_numpy(np.float64)
+        last = np.where(np.isfinite(seen), seen, last)
+    beyond_h = np.maximum((start - last) / HOUR - config.session_gap_h, 1e-6)
+    mu = state.gap_mu.astype(np.float64)
+    quant = np.asarray(config.gap_residual_quantiles, np.float64)
+    probs = np.linspace(0.0, 1.0, len(quant))
+    lo = np.interp(np.log(beyond_h) - mu, quant, probs)  # P(gap <= the time already gone)
+    u = lo + (1 - lo) * gen.uniform(size=n)
+    gap_h = config.session_gap_h + np.exp(mu + np.interp(u, probs, quant))
+    t0 = last + gap_h * HOUR
+    state.last_gap_h[:] = gap_h.astype(np.float32)
+    # the encoded interest is as of start: let it fade until the first visit
+    fade = np.exp(-state.lam * ((t0 - start) / HOUR).astype(np.float32)[:, None])
+    for arr in (state.interest, state.estimate):
+        arr[:] = state.floor + (arr - state.floor) * fade
     names = np.asarray([int(c) for c in population.names], dtype=np.int64)
+    per_cat = config.items_per_category
     action = np.zeros((n, config.num_slots), np.int64)  # always show
-    frames = []
+    frames: list[pd.DataFrame] = []
+
+    def emit(rows: NDArray[np.intp], cats: NDArray[np.int64], counts: NDArray[Any], behavior: int) -> None:
+        reps = np.asarray(counts, dtype=np.int64)
+        keep = reps > 0
+        rows, cats, reps = rows[keep], cats[keep], reps[keep]
+        if reps.size:
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "user_id": np.repeat(user_ids[rows], reps),
+                        "category_id": np.repeat(names[cats], reps),
+                        "behavior": np.full(int(reps.sum()), behavior, np.int8),
+                        "timestamp": np.repeat(when[rows], reps),
+                    }
+                )
+            )
+
     visits = 0
     churned = np.zeros(n, dtype=bool)
+    active = np.zeros(n, dtype=bool)
     for visit_no in range(max_visits + 1):
-        when = t0 + state.clock_h.astype(np.float64) * HOUR
+        when = t0 + (state.clock_h.astype(np.float64)) * HOUR
         active = state.alive & (when < end)
         if not active.any() or visit_no == max_visits:
             break
@@ -342,24 +389,26 @@ def simulate_cohort(
         if policy == "refresh":
             action = np.where(state.slots[EXPO] > 0, 2, 0).astype(np.int64)
         before = state.slots[[CLICKS, BUYS]].copy()
-        cat = names[state.cat.ravel()[state.flat_uc]]  # (N, K): category id of every slot
-        sim.step(state, action)
+        item_cat = (state.item // per_cat).astype(np.int64)  # (N, K): category of every slot's item
+        res = sim.step(state, action)
         churned |= active & ~state.alive
+        gone = ~active
+        # the user's own browsing: events of the tracked categories engaged (one of them a purchase)
+        br = res.browsing
+        rows, cols = np.nonzero((br.engaged_events > 0) & active[:, None])
+        cats = state.cat[rows, cols].astype(np.int64)
+        emit(rows, cats, br.engaged_events[rows, cols] - br.engaged_buys[rows, cols], VIEW)
+        emit(rows, cats, br.engaged_buys[rows, cols], BUY)
+        rows, cols = np.nonzero((br.explore_cat >= 0) & active[:, None])
+        cats = br.explore_cat[rows, cols]
+        emit(rows, cats, br.explore_events[rows, cols] - br.explore_buys[rows, cols], VIEW)
+        emit(rows, cats, br.explore_buys[rows, cols], BUY)
+        # the agent's page: clicks, and a purchase as one more row
         delta = state.slots[[CLICKS, BUYS]] - before
-        delta[:, ~active] = 0
+        delta[:, gone] = 0
         for behavior, d in ((CLICK, delta[0]), (BUY, delta[1])):
-            u, k = np.nonzero(d > 0)
-            reps = d[u, k].astype(np.int64)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "user_id": np.repeat(user_ids[u], reps),
-                        "category_id": np.repeat(cat[u, k], reps),
-                        "behavior": np.full(int(reps.sum()), behavior, np.int8),
-                        "timestamp": np.repeat(when[u], reps),
-                    }
-                )
-            )
+            rows, cols = np.nonzero(d > 0)
+            emit(rows, item_cat[rows, cols], d[rows, cols], behavior)
     counts = {"visits": visits, "churned": int(churned.sum()), "capped": int(active.sum())}
     if frames:
         out = pd.concat(frames, ignore_index=True)
@@ -561,7 +610,8 @@ def fidelity_report(
         model = fit_decay(log, task_config, fit_config)
     encoded = model.encode(log, at=start)
     users = np.unique(encoded["user_id"].to_numpy())
-    sim_events = simulate_cohort(encoded, start, end, config, seed, policy=policy)
+    activity = fit_activity(log.events, split.train_start, start, session_gap_h=gap_h)
+    sim_events = simulate_cohort(encoded, start, end, config, seed, policy=policy, activity=activity.per_user)
     curve_hours = sorted(set(CURVE_HOURS) | set(HORIZONS_H))
     real = window_stats(log.events, start, end, users, gap_h, curve_hours)
     sim = window_stats(sim_events, start, end, users, gap_h, curve_hours)

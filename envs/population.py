@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,9 +117,20 @@ class Population:
 
     @classmethod
     def from_encoded(
-        cls, encoded: pd.DataFrame, max_user_categories: int, source: str = "encoded"
+        cls,
+        encoded: pd.DataFrame,
+        max_user_categories: int,
+        source: str = "encoded",
+        activity: pd.DataFrame | None = None,
     ) -> Population:
-        """Bootstrap real users: each draw picks one encoded user (their most active categories)."""
+        """Bootstrap real users: each draw picks one encoded user (their most active categories).
+
+        A user with fewer than ``max_user_categories`` categories gets the most common other
+        categories of the population at their floor (interests they may still discover).
+        ``activity`` (``decay_model.activity.fit_activity(...).per_user``) gives the users' own
+        return times and browsing depth; users missing there (or all, without it) draw them
+        from the config's population distribution.
+        """
         from decay_model.population import summarize_population
 
         check_encoded(encoded)
@@ -130,6 +142,8 @@ class Population:
         codes, uniq = pd.factorize(users)
         slot = frame.groupby("user_id").cumcount().to_numpy()
         shape = (len(uniq), max_user_categories)
+        popular = np.argsort(-base.share, kind="stable")[: 2 * max_user_categories].astype(np.int32)
+        floors = _sigmoid(base.logit_floor_mean).astype(np.float32)
         real: dict[str, NDArray[Any]] = {
             "cat": np.zeros(shape, np.int32),
             "lam": np.ones(shape, np.float32),
@@ -142,11 +156,32 @@ class Population:
         real["floor"][codes, slot] = frame["floor"].to_numpy()
         real["interest"][codes, slot] = frame["interest"].to_numpy()
         real["weight"][codes, slot] = frame["n_events"].to_numpy()
+        counts = np.bincount(codes, minlength=len(uniq))
+        for u in np.nonzero(counts < max_user_categories)[0]:  # once per short user, at load time
+            have = set(real["cat"][u, : counts[u]].tolist())
+            pad = [c for c in popular if c not in have][: max_user_categories - counts[u]]
+            j = slice(counts[u], counts[u] + len(pad))
+            real["cat"][u, j] = pad
+            real["lam"][u, j] = np.exp(base.log_lam_mean[pad])
+            real["floor"][u, j] = floors[pad]
+            real["interest"][u, j] = floors[pad]
+        real["estimate"] = real["interest"].copy()  # the system knows what the model encoded
+        real["gap_mu"] = np.full(len(uniq), np.nan, np.float32)
+        real["events_extra"] = np.full(len(uniq), np.nan, np.float32)
+        if activity is not None:
+            act = activity.set_index("user_id").reindex(uniq)
+            real["gap_mu"][:] = act["gap_log_mu"].to_numpy()
+            real["events_extra"][:] = act["events_mean"].to_numpy() - 1.0
         return cls(**{**base.__dict__, "real": real, "source": f"{source} (bootstrap of {len(uniq)} users)"})
 
     @classmethod
     def from_config(cls, config: SimConfig) -> Population:
-        """The artifact's population if ``config.artifact`` is set, else the built-in default."""
+        """The artifact's population if ``config.artifact`` is set, else the shipped Taobao one.
+
+        The shipped one is ``decay_model/pretrained/taobao_neural``'s summary (201 categories of
+        the Taobao log); the 12-category ``default_summary`` constants stand in only if the
+        package lacks it.
+        """
         if config.artifact is None:
             return _default_population()
         return _artifact_population(str(config.artifact))
@@ -154,10 +189,14 @@ class Population:
     def draw(
         self, config: SimConfig, key: NDArray[np.uint32], episode: NDArray[np.uint32]
     ) -> dict[str, NDArray[Any]]:
-        """Draw one user per (key, episode) pair; arrays of shape (n, max_user_categories).
+        """Draw one user per (key, episode) pair; arrays of shape (n, max_user_categories) and (n,).
 
-        Returns ``cat`` (int32 category index), ``lam`` (1/hour), ``floor``, ``interest``
-        (true, probability scale) and ``weight`` (retrieval weight; 0 marks an unused entry).
+        Returns ``cat`` (int32 category index), ``lam`` (1/hour), ``floor``, ``interest`` (true,
+        probability scale), ``estimate`` (the system's starting estimate: the category's mean
+        interest for a new user, the encoded interest for a real one), ``weight`` (the category's
+        weight in the user's history or the population; informative only), and per user
+        ``gap_mu`` (μ_u of the return time) and ``events_extra`` (mean events beyond the first
+        per engaged category).
         """
         n, width = len(key), config.max_user_categories
         base = rng.stream(key, episode, np.zeros(n, np.uint32), rng.DRAW_POPULATION)[:, None]
@@ -167,21 +206,19 @@ class Population:
             pick = np.minimum(
                 (rng.uniform(base[:, 0], rng.salt(p, 1)[0]) * num_real).astype(np.int64), num_real - 1
             )
-            return {k: v[pick].copy() for k, v in self.real.items()}
+            return self.pick_real(config, pick, base[:, 0])
+        gap_mu, extra = self._activity(config, base[:, 0])
         num_cat = self.num_categories
         if num_cat >= 2**16:
             raise ConfigError(f"population from {self.source}: {num_cat} categories, at most 65535 supported")
-        # every draw of a new user from one hash: C Gumbel keys, the category count, 3 x 2 x width normals
+        # every draw of a new user from one hash: C Gumbel keys, 3 x 2 x width normals
         u = rng.uniform(base, _population_salts(num_cat, width)[None, :])
         gumbel = -np.log(-np.log(u[:, :num_cat]))  # categories without replacement, by share: Gumbel top-k
         scores = np.log(np.maximum(self.share, 1e-300))[None, :] + gumbel
         take = min(width, num_cat)
         cat = np.argsort(-scores, axis=1, kind="stable")[:, :take].astype(np.int32)
-        if take < width:
-            cat = np.concatenate([cat, np.zeros((n, width - take), np.int32)], axis=1)
-        upper = 2.0 * config.categories_per_user - 1.0
-        count = np.clip(1 + np.floor(u[:, num_cat] * upper), 1, take)
-        used = np.arange(width)[None, :] < count.astype(np.int64)[:, None]
+        if take < width:  # fewer categories than a user tracks: repeat them
+            cat = np.resize(cat, (n, width)) if n else np.zeros((0, width), np.int32)
         pairs = u[:, num_cat + 1 :].reshape(n, 2, 3, width)  # Box-Muller: (radius, angle) x 3 normals
         z = np.sqrt(-2.0 * np.log(pairs[:, 0])) * np.cos(np.float32(2 * np.pi) * pairs[:, 1])
         z_lam, z_floor, z_int = z[:, 0], z[:, 1], z[:, 2]
@@ -194,8 +231,35 @@ class Population:
             "lam": np.clip(lam, 1e-6, 1e3).astype(np.float32),
             "floor": floor.astype(np.float32),
             "interest": interest.astype(np.float32),
-            "weight": np.where(used, self.share[cat], 0.0).astype(np.float32),
+            "estimate": mean.astype(np.float32),
+            "weight": self.share[cat].astype(np.float32),
+            "gap_mu": gap_mu,
+            "events_extra": extra,
         }
+
+    def _activity(
+        self, config: SimConfig, base: NDArray[np.uint32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """A new user's return-time mean μ_u and mean extra events per engaged category."""
+        p = rng.DRAW_POPULATION
+        z_gap = rng.normal(base, rng.salt(p, 3)[1], rng.salt(p, 3)[2])
+        z_events = rng.normal(base, rng.salt(p + 2, 2)[0], rng.salt(p + 2, 2)[1])
+        gap_mu = (config.gap_log_mean + config.gap_log_user_sd * z_gap).astype(np.float32)
+        extra = np.exp(config.events_log_mean + config.events_log_user_sd * z_events).astype(np.float32)
+        return gap_mu, extra
+
+    def pick_real(
+        self, config: SimConfig, pick: NDArray[np.int64], base: NDArray[np.uint32]
+    ) -> dict[str, NDArray[Any]]:
+        """Real users ``pick``; activity the bootstrap lacks is drawn from the config (stream ``base``)."""
+        assert self.real is not None
+        out = {k: v[pick].copy() for k, v in self.real.items()}
+        gap_mu, extra = self._activity(config, base)
+        out["gap_mu"] = np.where(np.isnan(out["gap_mu"]), gap_mu, out["gap_mu"]).astype(np.float32)
+        out["events_extra"] = np.where(np.isnan(out["events_extra"]), extra, out["events_extra"]).astype(
+            np.float32
+        )
+        return out
 
 
 @lru_cache(maxsize=16)
@@ -208,8 +272,15 @@ def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+PRETRAINED = Path(__file__).resolve().parent.parent / "decay_model" / "pretrained" / "taobao_neural"
+"""The pretrained decay artifact shipped with the package (fitted on the Taobao log; see its card)."""
+
+
 @lru_cache(maxsize=1)
 def _default_population() -> Population:
+    """The shipped Taobao population when the package carries it, else the built-in constants."""
+    if (PRETRAINED / "population.json").is_file():
+        return _artifact_population(str(PRETRAINED))
     return Population.from_summary(default_summary(), source="built-in default")
 
 
@@ -227,13 +298,11 @@ class Catalogue:
     Attributes:
         quality: shape (C·I,), in (0, 1): multiplier of the click chance.
         value: shape (C·I,), > 0: the purchase margin (reward of a purchase).
-        age_h: shape (C·I,), hours since the item was listed, when the episode starts.
         items_per_category: I.
     """
 
     quality: NDArray[np.float32]
     value: NDArray[np.float32]
-    age_h: NDArray[np.float32]
     items_per_category: int
 
     @classmethod
@@ -244,6 +313,5 @@ class Catalogue:
         return cls(
             quality=gen.beta(config.quality_a, config.quality_b, size).astype(np.float32),
             value=np.exp(gen.normal(config.value_log_mean, config.value_log_sd, size)).astype(np.float32),
-            age_h=gen.exponential(config.item_age_mean_h, size).astype(np.float32),
             items_per_category=config.items_per_category,
         )

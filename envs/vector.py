@@ -40,7 +40,8 @@ class InterestDecayVectorEnv(gym.vector.VectorEnv):
     ``info["episode"]`` = {"r": return, "l": length} of the ended episodes.
 
     ``info`` (arrays of shape (N,)): ``clicks``, ``purchases``, ``slots_used``,
-    ``click_reward``, ``purchase_reward``, ``slot_cost``, ``gap_h``; with
+    ``click_reward``, ``purchase_reward``, ``slot_cost``, ``gap_h``, ``organic_events``,
+    ``organic_purchases`` (the user's own browsing this visit, not rewarded); with
     ``hidden_info=True`` also ``true_interest`` and ``true_appeal`` of shape (N, K)
     (for the oracle baseline only).
 
@@ -136,6 +137,8 @@ class InterestDecayVectorEnv(gym.vector.VectorEnv):
             "purchase_reward": res.purchase_reward,
             "slot_cost": res.slot_cost,
             "gap_h": res.gap_h,
+            "organic_events": res.organic_events,
+            "organic_purchases": res.organic_purchases,
         }
         if self.hidden_info:
             info["true_interest"], info["true_appeal"] = self.sim.hidden(state)

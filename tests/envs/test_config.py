@@ -20,7 +20,9 @@ def test_presets_are_valid_and_ordered_by_size():
     [
         ("click_lift", -0.1),
         ("slot_cost", -1.0),
-        ("return_gap_h", 0.0),
+        ("session_gap_h", 0.0),
+        ("gap_residual_quantiles", (1.0, 0.0)),
+        ("explore_per_visit", 9.0),
         ("exposure_slots", 20),
         ("exposure_slots", 25),
         ("items_per_category", 0),
