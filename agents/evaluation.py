@@ -14,7 +14,13 @@ bucket and by predicted-interest bucket (``n_age_<bucket>_<action>``,
 
 Intervals: percentile bootstrap over users (resampling whole user episodes) with a NumPy
 Generator of explicit seed; they say how sure the mean over *these* simulated users is,
-not how the simulator's fit to real users could be off.
+not how the simulator's fit to real users could be off. Comparisons resample users jointly:
+the paired difference to the threshold baseline (``paired_difference``), the share of the
+threshold-to-oracle gap a policy closes (``gap_closed``); ``lifecycle_ci`` gives the
+lifecycle shares with intervals, and ``compare_policies`` all of it for a set of policies.
+
+Hidden state: a policy with ``needs_hidden_info`` (the oracle, and nothing else) gets the
+env's ``true_interest`` / ``true_appeal`` through ``set_hidden`` before each ``predict``.
 """
 
 from __future__ import annotations
@@ -33,16 +39,28 @@ from agents.policy import (
     PREDICTED_INTEREST_BLOCK,
     Policy,
     block,
+    uses_hidden_info,
 )
 from envs.vector import InterestDecayVectorEnv
 
-#: item-age bucket edges in hours (observation block 7 is age / (age + 720 h))
-AGE_EDGES_H = (24.0, 168.0, 720.0)
-AGE_LABELS = ("lt1d", "1d_1w", "1w_30d", "ge30d")
+#: item-age bucket edges in hours (observation block 7 is age / (age + 720 h), the age in the user's
+#: pool: visits are hours apart, so most decisions concern items less than a few days old)
+AGE_EDGES_H = (6.0, 24.0, 72.0, 168.0)
+AGE_LABELS = ("lt6h", "6h_1d", "1d_3d", "3d_1w", "ge1w")
+AGE_TITLES = {
+    "lt6h": "< 6 h",
+    "6h_1d": "6 h - 1 d",
+    "1d_3d": "1 - 3 d",
+    "3d_1w": "3 d - 1 w",
+    "ge1w": "≥ 1 w",
+}
 #: predicted-interest bucket edges (observation block 0)
 INTEREST_EDGES = (0.05, 0.1, 0.2, 0.4)
 INTEREST_LABELS = ("lt0.05", "0.05_0.1", "0.1_0.2", "0.2_0.4", "ge0.4")
 AGE_SCALE_H = 720.0
+
+#: the per-user metrics of a policy comparison (``compare_policies``)
+REPORT_METRICS = ("return", "clicks", "purchases", "slots_used", "churned")
 
 #: the per-episode metrics ``summarize`` reports by default
 METRICS = (
@@ -120,12 +138,37 @@ def evaluate(
     return records
 
 
+def reset_hidden(venv: InterestDecayVectorEnv) -> dict[str, NDArray[np.float32]]:
+    """The hidden truth of the first visit after ``reset`` (the vector env's reset info lacks it)."""
+    interest, appeal = venv.sim.hidden(venv.state)
+    return {"true_interest": interest, "true_appeal": appeal}
+
+
+def act(
+    policy: Policy,
+    obs: NDArray[np.float32],
+    hidden: dict[str, Any] | None,
+    state: Any,
+    episode_start: NDArray[np.bool_],
+    deterministic: bool,
+) -> tuple[NDArray[np.int64], Any]:
+    """One ``predict``, handing the hidden truth first to a policy that asks for it (the oracle only)."""
+    if hidden is not None:
+        policy.set_hidden(hidden)  # type: ignore[attr-defined]
+    actions, state = policy.predict(
+        obs, state=state, episode_start=episode_start, deterministic=deterministic
+    )
+    return np.asarray(actions, dtype=np.int64), state
+
+
 def _evaluate_batch(
     policy: Policy, preset: str, seeds: list[int], deterministic: bool, overrides: dict[str, Any]
 ) -> pd.DataFrame:
     n = len(seeds)
-    venv = InterestDecayVectorEnv(n, preset=preset, **overrides)
+    oracle = uses_hidden_info(policy)
+    venv = InterestDecayVectorEnv(n, preset=preset, hidden_info=oracle, **overrides)
     obs, _ = venv.reset(seed=seeds)
+    hidden = reset_hidden(venv) if oracle else None
     active = np.ones(n, bool)
     ret = np.zeros(n)
     clicks = np.zeros(n)
@@ -140,16 +183,15 @@ def _evaluate_batch(
     age_edges = np.array([h / (h + AGE_SCALE_H) for h in AGE_EDGES_H], np.float32)
     int_edges = np.array(INTEREST_EDGES, np.float32)
     while active.any():
-        actions, state = policy.predict(
-            obs, state=state, episode_start=episode_start, deterministic=deterministic
-        )
-        actions = np.asarray(actions, dtype=np.int64)
+        actions, state = act(policy, obs, hidden, state, episode_start, deterministic)
         counted = (block(obs, EMPTY_BLOCK) < 0.5) & active[:, None]
         age_b = np.searchsorted(age_edges, block(obs, AGE_BLOCK), side="right")
         int_b = np.searchsorted(int_edges, block(obs, PREDICTED_INTEREST_BLOCK), side="right")
         age_counts += _bucket_counts(age_b, actions, counted, len(AGE_LABELS))
         int_counts += _bucket_counts(int_b, actions, counted, len(INTEREST_LABELS))
         obs, reward, terminated, truncated, info = venv.step(actions)
+        if oracle:  # for users whose episode just ended this is stale, but they are no longer counted
+            hidden = {"true_interest": info["true_interest"], "true_appeal": info["true_appeal"]}
         ret += np.where(active, reward, 0.0)
         clicks += np.where(active, info["clicks"], 0)
         purchases += np.where(active, info["purchases"], 0)
@@ -275,3 +317,182 @@ def paired_difference(
         mean, low, high = bootstrap_ci(diff, n_boot=n_boot, confidence=confidence, seed=seed)
         rows.append({"metric": metric, "mean": mean, "ci_low": low, "ci_high": high, "n": len(diff)})
     return pd.DataFrame(rows).set_index("metric")
+
+
+def _resample_indices(n: int, n_boot: int, seed: int) -> NDArray[np.int64]:
+    """(n_boot, n) user indices drawn with replacement: the same draws as :func:`bootstrap_ci`."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def _quantiles(values: NDArray[np.floating], confidence: float) -> tuple[float, float]:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(finite, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def lifecycle_ci(
+    records: pd.DataFrame,
+    kind: str = "age",
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Action shares per item-age or predicted-interest bucket with bootstrap intervals over users.
+
+    The shares are those of :func:`lifecycle_table` (decisions pooled over users); each interval
+    resamples whole users, so a user with many decisions counts as one correlated unit.
+
+    Returns:
+        DataFrame with one row per (bucket, action): ``bucket``, ``action``, ``decisions`` (of the
+        bucket), ``share``, ``ci_low``, ``ci_high``; buckets in age / interest order.
+    """
+    labels = {"age": AGE_LABELS, "interest": INTEREST_LABELS}.get(kind)
+    if labels is None:
+        raise ValueError(f"kind must be 'age' or 'interest', got {kind!r}")
+    if len(records) == 0:
+        raise ValueError("lifecycle_ci needs at least one record")
+    cols = [f"n_{kind}_{label}_{a}" for label in labels for a in ACTION_NAMES]
+    counts = records[cols].to_numpy(np.float64).reshape(len(records), len(labels), 3)
+    n = len(records)
+    idx = _resample_indices(n, n_boot, seed)
+    flat = counts.reshape(n, -1)
+    pooled = np.empty((n_boot, flat.shape[1]))
+    chunk = max(1, 2**22 // n)  # resamples per product, so the weight matrix stays ~32 MiB
+    for start in range(0, n_boot, chunk):
+        part = idx[start : start + chunk]
+        rows = np.arange(len(part))[:, None] * n
+        weights = np.bincount((part + rows).ravel(), minlength=len(part) * n).reshape(len(part), n)
+        pooled[start : start + len(part)] = weights @ flat  # each user's counts times its draws
+    pooled = pooled.reshape(n_boot, len(labels), 3)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = pooled / pooled.sum(axis=2, keepdims=True)
+    total = counts.sum(axis=0)
+    rows = []
+    for b, label in enumerate(labels):
+        decisions = total[b].sum()
+        for j, action in enumerate(ACTION_NAMES):
+            share = total[b, j] / decisions if decisions else float("nan")
+            low, high = _quantiles(boot[:, b, j], confidence)
+            rows.append(
+                {
+                    "bucket": label,
+                    "action": action,
+                    "decisions": int(decisions),
+                    "share": float(share),
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def align_users(*frames: pd.DataFrame) -> list[pd.DataFrame]:
+    """The records sorted by seed, after checking they hold the same users (distinct seeds, same set).
+
+    Raises:
+        ValueError: some records hold other users, or a seed twice.
+    """
+    sets = [set(f["seed"]) for f in frames]
+    if any(s != sets[0] or len(s) != len(f) for s, f in zip(sets, frames, strict=True)):
+        raise ValueError(
+            "comparing policies needs records of the same users (the same distinct seeds) for every "
+            f"policy; got {[len(f) for f in frames]} records with {len(set.intersection(*sets))} shared seeds"
+        )
+    return [f.sort_values("seed", kind="stable").reset_index(drop=True) for f in frames]
+
+
+def gap_closed(
+    policy: pd.DataFrame,
+    threshold: pd.DataFrame,
+    oracle: pd.DataFrame,
+    *,
+    metric: str = "return",
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Share of the threshold-to-oracle gap a policy closes: (policy - threshold) / (oracle - threshold).
+
+    0 means no better than the tuned threshold rule, 1 as good as the oracle. The interval is a
+    paired percentile bootstrap: each resample draws users once and takes all three policies'
+    means over them. When the oracle is not clearly better than the threshold rule the
+    denominator is near 0 and the ratio (and its interval) is meaningless; ``gap`` and its
+    interval are returned so a reader can see that.
+
+    Returns:
+        ``mean``, ``ci_low``, ``ci_high`` of the share, ``gap`` (oracle - threshold mean),
+        ``gap_ci_low``, ``gap_ci_high`` and ``n`` (users).
+    """
+    p, t, o = (f[metric].to_numpy(np.float64) for f in align_users(policy, threshold, oracle))
+    n = len(p)
+    idx = _resample_indices(n, n_boot, seed)
+    pb, tb, ob = p[idx].mean(axis=1), t[idx].mean(axis=1), o[idx].mean(axis=1)
+    gap = o.mean() - t.mean()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = (p.mean() - t.mean()) / gap if gap != 0 else float("nan")
+        boot = (pb - tb) / (ob - tb)
+    low, high = _quantiles(boot, confidence)
+    gap_low, gap_high = _quantiles(ob - tb, confidence)
+    return {
+        "mean": float(share),
+        "ci_low": low,
+        "ci_high": high,
+        "gap": float(gap),
+        "gap_ci_low": gap_low,
+        "gap_ci_high": gap_high,
+        "n": n,
+    }
+
+
+def compare_policies(
+    records: dict[str, pd.DataFrame],
+    *,
+    threshold: str,
+    oracle: str | None = None,
+    metrics: Sequence[str] = REPORT_METRICS,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Everything a comparison table reports, per policy, JSON-ready.
+
+    Args:
+        records: policy label -> its records on the same users (``evaluate`` with the same seeds).
+        threshold: label of the tuned threshold baseline the differences are taken against.
+        oracle: label of the oracle, for the share of the threshold-to-oracle gap (None: skipped).
+        metrics: per-user columns to summarise and compare.
+        n_boot: bootstrap resamples.
+        confidence: interval level.
+        seed: seed of the resampling (the same users are drawn for every policy and metric).
+
+    Returns:
+        label -> ``metrics`` (metric -> mean, ci_low, ci_high, n), ``diff_vs_threshold`` (same, of
+        the paired difference), ``gap_closed`` (see :func:`gap_closed`; None without an oracle),
+        ``lifecycle`` ({"age": [...], "interest": [...]} rows of :func:`lifecycle_ci`).
+    """
+    for name in (threshold, oracle):
+        if name is not None and name not in records:
+            raise ValueError(f"compare_policies: no records for {name!r}; have {sorted(records)}")
+    align_users(*records.values())
+    out: dict[str, dict[str, Any]] = {}
+    kw = {"n_boot": n_boot, "confidence": confidence, "seed": seed}
+    for label, rec in records.items():
+        summary = summarize(rec, metrics=metrics, **kw)
+        diff = paired_difference(rec, records[threshold], metrics=metrics, **kw)
+        out[label] = {
+            "metrics": summary.to_dict(orient="index"),
+            "diff_vs_threshold": diff.to_dict(orient="index"),
+            "gap_closed": (
+                gap_closed(rec, records[threshold], records[oracle], **kw) if oracle is not None else None
+            ),
+            "lifecycle": {
+                kind: lifecycle_ci(rec, kind, **kw).to_dict(orient="records") for kind in ("age", "interest")
+            },
+        }
+    return out

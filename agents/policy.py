@@ -10,25 +10,48 @@ The rules here are vectorised (no Python loop over users or slots) and keep no h
 Empty slots (observation block 6 = 1) get action 0: the env ignores actions on empty slots
 (see the ``InterestDecayEnv`` docstring), and 0 keeps them out of the way when action shares
 are counted over non-empty slots.
+
+Hidden state: a policy sees observations only, except :class:`OraclePolicy`, the one policy
+allowed to read the simulator's hidden truth. It says so with ``needs_hidden_info = True``;
+``agents.evaluation.evaluate`` then runs the env with ``hidden_info=True`` and calls
+``policy.set_hidden(info)`` with ``true_interest`` and ``true_appeal`` (shape (N, K)) of the
+current visit before every ``predict``. Learned agents never get it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from decay_model.errors import ConfigError
+from envs.config import SimConfig
 
 SHOW, REDUCE, RETIRE = 0, 1, 2
 ACTION_NAMES = ("show", "reduce", "retire")
 NUM_ITEM_FEATURES = 9
 NUM_USER_FEATURES = 3
+# observation blocks (feature-major, see the InterestDecayEnv docstring) and the scales s of the
+# blocks squashed as c/(c + s)
 PREDICTED_INTEREST_BLOCK = 0
+HOURS_SINCE_ENGAGEMENT_BLOCK = 1
+EXPOSURES_BLOCK = 2
+CLICKS_BLOCK = 3
+PURCHASES_BLOCK = 4
+UNANSWERED_BLOCK = 5  # exposures since the item's last click
 EMPTY_BLOCK = 6
 AGE_BLOCK = 7
+VALUE_BLOCK = 8
+HOURS_SCALE = 24.0
+COUNT_SCALE = 5.0
+AGE_SCALE_H = 720.0
+VALUE_SCALE = 1.0
+# user features, after the K·9 item features: visit / (visit + horizon), recent unanswered / (... + M),
+# share of empty slots
+VISIT_FEATURE, UNANSWERED_USER_FEATURE, EMPTY_SHARE_FEATURE = 0, 1, 2
 
 
 @runtime_checkable
@@ -71,6 +94,27 @@ def block(obs: NDArray[np.float32], index: int) -> NDArray[np.float32]:
     """Feature block ``index`` of a batch of observations: shape (N, K)."""
     k = num_slots(obs.shape[1])
     return obs[:, index * k : (index + 1) * k]
+
+
+def unsquash(x: NDArray[np.floating], scale: float, cap: float = 1e6) -> NDArray[np.float64]:
+    """The exact inverse of the observation's squashing x = c/(c + s): c = s·x/(1 - x), at most ``cap``.
+
+    x = 1 (a count so large that float32 rounds it to 1) gives ``cap``, not infinity.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        c = scale * x64 / (1.0 - x64)
+    return np.minimum(np.where(x64 >= 1.0, cap, c), cap)
+
+
+def unsquash_count(x: NDArray[np.floating], scale: float = COUNT_SCALE) -> NDArray[np.float64]:
+    """A squashed count back to its integer value (float32 rounding undone by rounding)."""
+    return np.rint(unsquash(x, scale))
+
+
+def uses_hidden_info(policy: object) -> bool:
+    """Whether ``policy`` asks for the simulator's hidden truth (only :class:`OraclePolicy` may)."""
+    return bool(getattr(policy, "needs_hidden_info", False))
 
 
 class RulePolicy:
@@ -136,6 +180,14 @@ class RetireEverything(_Constant):
     action = RETIRE
 
 
+def threshold_actions(
+    signal: NDArray[np.floating], show_above: float, retire_below: float
+) -> NDArray[np.int64]:
+    """The threshold rule on any per-slot signal: show >= show_above > reduce >= retire_below > retire."""
+    actions = np.where(signal >= np.float32(show_above), SHOW, REDUCE)
+    return np.where(signal < np.float32(retire_below), RETIRE, actions)
+
+
 class ThresholdPolicy(RulePolicy):
     """The seed's rule on the system's predicted interest (observation block 0).
 
@@ -152,22 +204,25 @@ class ThresholdPolicy(RulePolicy):
     """
 
     def __init__(self, show_above: float, retire_below: float) -> None:
-        for name, value in (("show_above", show_above), ("retire_below", retire_below)):
+        name = type(self).__name__
+        for field, value in (("show_above", show_above), ("retire_below", retire_below)):
             if not isinstance(value, int | float | np.floating) or not math.isfinite(value):
-                raise ConfigError(f"ThresholdPolicy.{name}={value!r}: must be a finite number")
+                raise ConfigError(f"{name}.{field}={value!r}: must be a finite number")
         if show_above < retire_below:
             raise ConfigError(
-                f"ThresholdPolicy: need retire_below <= show_above, got show_above={show_above!r} "
+                f"{name}: need retire_below <= show_above, got show_above={show_above!r} "
                 f"< retire_below={retire_below!r}"
             )
         self.show_above = float(show_above)
         self.retire_below = float(retire_below)
 
+    def signal(self, obs: NDArray[np.float32]) -> NDArray[np.floating]:
+        """What the thresholds are applied to: the predicted interest (block 0), shape (N, K)."""
+        return block(obs, PREDICTED_INTEREST_BLOCK)
+
     def decide(self, obs: NDArray[np.float32]) -> NDArray[np.integer]:
         """Show / reduce / retire by predicted interest (see the class docstring)."""
-        p = block(obs, PREDICTED_INTEREST_BLOCK)
-        actions = np.where(p >= np.float32(self.show_above), SHOW, REDUCE)
-        return np.where(p < np.float32(self.retire_below), RETIRE, actions)
+        return threshold_actions(self.signal(obs), self.show_above, self.retire_below)
 
     def to_dict(self) -> dict[str, float]:
         """The thresholds, JSON-ready."""
@@ -202,3 +257,182 @@ class RandomPolicy(RulePolicy):
 
     def __repr__(self) -> str:
         return f"RandomPolicy(seed={self.seed!r})"
+
+
+class ThresholdPlusPolicy(ThresholdPolicy):
+    """The threshold rule given the same information as the agents: it also rests bought and ignored items.
+
+    Per non-empty slot: retire if the item was already purchased (block 4 > 0, when
+    ``retire_purchased``) or has had at least ``max_unanswered`` exposures since its last click
+    (block 5, squashed as c/(c + 5), inverted exactly); otherwise the threshold rule on the
+    predicted interest. A learned policy that beats :class:`ThresholdPolicy` but not this one
+    has shown that it reads these features, not that it learned more.
+
+    Args:
+        show_above, retire_below: as for :class:`ThresholdPolicy`.
+        max_unanswered: retire after this many exposures without a click (>= 1); None = never.
+        retire_purchased: retire items the user has bought.
+    """
+
+    def __init__(
+        self,
+        show_above: float,
+        retire_below: float,
+        max_unanswered: int | None = None,
+        retire_purchased: bool = True,
+    ) -> None:
+        super().__init__(show_above, retire_below)
+        if max_unanswered is not None and (
+            isinstance(max_unanswered, bool)
+            or not isinstance(max_unanswered, int | np.integer)
+            or max_unanswered < 1
+        ):
+            raise ConfigError(
+                f"ThresholdPlusPolicy.max_unanswered={max_unanswered!r}: must be an integer >= 1 or None"
+            )
+        self.max_unanswered = None if max_unanswered is None else int(max_unanswered)
+        self.retire_purchased = bool(retire_purchased)
+
+    def decide(self, obs: NDArray[np.float32]) -> NDArray[np.integer]:
+        """The threshold rule, then retire bought items and items ignored ``max_unanswered`` times."""
+        actions = super().decide(obs)
+        rest = np.zeros(actions.shape, bool)
+        if self.retire_purchased:
+            rest |= block(obs, PURCHASES_BLOCK) > 0
+        if self.max_unanswered is not None:
+            rest |= unsquash_count(block(obs, UNANSWERED_BLOCK)) >= self.max_unanswered
+        return np.where(rest, RETIRE, actions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters, JSON-ready."""
+        return {
+            **super().to_dict(),
+            "max_unanswered": self.max_unanswered,
+            "retire_purchased": self.retire_purchased,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"ThresholdPlusPolicy(show_above={self.show_above!r}, retire_below={self.retire_below!r}, "
+            f"max_unanswered={self.max_unanswered!r}, retire_purchased={self.retire_purchased!r})"
+        )
+
+
+class GreedyPolicy(RulePolicy):
+    """Myopic: show the M items with the highest expected value of this visit, reduce the rest, never retire.
+
+    Expected value of showing an item, from what the system sees: p · (click_value +
+    purchase_value_scale · purchase_rate · E[quality] · v), where p is the predicted interest
+    (block 0, the system's click estimate, already lowered after a purchase), v the item value
+    (block 8 = v/(v + 1), inverted) and E[quality] the mean of the quality Beta distribution;
+    position bias, fatigue and crowding are left out (that is what makes it myopic and simple).
+    With ``cost_aware`` (the default), an item is shown only if that value exceeds
+    ``slot_cost``: showing a slot that is expected to earn less than it costs is not greedy for
+    reward. Ties go to the lower slot. Items not shown are reduced (they may still be
+    displayed below, see ``SimConfig.reduce_display_prob``), never retired.
+
+    Args:
+        config: the simulator config the policy acts in (M and the reward terms).
+        cost_aware: show only items whose expected value exceeds the slot cost.
+    """
+
+    def __init__(self, config: SimConfig, cost_aware: bool = True) -> None:
+        self.config = config
+        self.cost_aware = bool(cost_aware)
+        mean_quality = config.quality_a / (config.quality_a + config.quality_b)
+        self.click_value = float(config.click_value)
+        self.buy_value_per_unit = float(config.purchase_value_scale * config.purchase_rate * mean_quality)
+
+    def expected_value(self, obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        """Expected immediate reward of showing each slot's item (before the slot cost), shape (N, K)."""
+        p = block(obs, PREDICTED_INTEREST_BLOCK).astype(np.float64)
+        value = unsquash(block(obs, VALUE_BLOCK), VALUE_SCALE)
+        return p * (self.click_value + self.buy_value_per_unit * value)
+
+    def decide(self, obs: NDArray[np.float32]) -> NDArray[np.integer]:
+        """Show the top M by expected value (above the slot cost if ``cost_aware``), reduce the rest."""
+        k = num_slots(obs.shape[1])
+        if k != self.config.num_slots:
+            raise ValueError(
+                f"GreedyPolicy was built for K={self.config.num_slots} slots, the observation has K={k}: "
+                "build it from the config of the env it acts in"
+            )
+        ev = self.expected_value(obs)
+        score = np.where(block(obs, EMPTY_BLOCK) > 0.5, -np.inf, ev)
+        order = np.argsort(-score, axis=1, kind="stable")
+        top = np.zeros(score.shape, bool)
+        np.put_along_axis(top, order[:, : self.config.exposure_slots], True, axis=1)
+        if self.cost_aware:
+            top &= ev > self.config.slot_cost
+        return np.where(top, SHOW, REDUCE)
+
+    def __repr__(self) -> str:
+        return f"GreedyPolicy(M={self.config.exposure_slots}, cost_aware={self.cost_aware!r})"
+
+
+OracleSignal = Literal["interest", "interest_x_appeal"]
+
+
+class OraclePolicy(ThresholdPolicy):
+    """The threshold rule on the hidden truth: what perfect knowledge of interest is worth.
+
+    The ONLY policy allowed to read the simulator's hidden state. Its ``needs_hidden_info`` tells
+    ``agents.evaluation.evaluate`` to call :meth:`set_hidden` with the env's ``info`` before
+    every ``predict``; without it ``predict`` raises. The signal is, per slot:
+
+    - ``"interest_x_appeal"`` (default): true category interest × the item's true click
+      multiplier (click_scale · quality · appeal), i.e. the chance of a click at the top
+      position before fatigue, satiation and crowding. This is what the predicted interest
+      estimates, and the more informative of the two: interest alone cannot tell a
+      good item from a poor one of the same category.
+    - ``"interest"``: the true category interest only.
+
+    Args:
+        show_above, retire_below: as for :class:`ThresholdPolicy`, applied to the signal.
+        signal: which hidden quantity the thresholds read.
+    """
+
+    needs_hidden_info = True
+
+    def __init__(
+        self, show_above: float, retire_below: float, signal: OracleSignal = "interest_x_appeal"
+    ) -> None:
+        super().__init__(show_above, retire_below)
+        if signal not in ("interest", "interest_x_appeal"):
+            raise ConfigError(f"OraclePolicy.signal={signal!r}: must be 'interest' or 'interest_x_appeal'")
+        self.signal_name: OracleSignal = signal
+        self._hidden: NDArray[np.float32] | None = None
+
+    def set_hidden(self, info: Mapping[str, Any]) -> None:
+        """Take the hidden truth of the visit about to be decided (``true_interest``, ``true_appeal``)."""
+        try:
+            interest = np.atleast_2d(np.asarray(info["true_interest"], dtype=np.float32))
+            appeal = np.atleast_2d(np.asarray(info["true_appeal"], dtype=np.float32))
+        except KeyError as exc:
+            raise ValueError(
+                f"OraclePolicy.set_hidden: info lacks {exc}; run the env with hidden_info=True"
+            ) from None
+        self._hidden = interest * appeal if self.signal_name == "interest_x_appeal" else interest
+
+    def signal(self, obs: NDArray[np.float32]) -> NDArray[np.floating]:
+        """The hidden signal set by :meth:`set_hidden` for this batch (used once, then cleared)."""
+        hidden, self._hidden = self._hidden, None
+        if hidden is None:
+            raise RuntimeError(
+                "OraclePolicy needs the hidden truth before every predict: call set_hidden(info) "
+                "(agents.evaluation.evaluate does it)"
+            )
+        expected = (obs.shape[0], num_slots(obs.shape[1]))
+        if hidden.shape != expected:
+            raise ValueError(f"OraclePolicy: hidden info has shape {hidden.shape}, observations {expected}")
+        return hidden
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters, JSON-ready."""
+        return {**super().to_dict(), "signal": self.signal_name}
+
+    def __repr__(self) -> str:
+        return (
+            f"OraclePolicy(show_above={self.show_above!r}, retire_below={self.retire_below!r}, "
+            f"signal={self.signal_name!r})"
+        )

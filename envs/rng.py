@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 GOLDEN = np.uint32(0x9E3779B9)
 _M1 = np.uint32(0x7FEB352D)
 _M2 = np.uint32(0x846CA68B)
-_TO_UNIT = np.float32(2.0**-24)
+_TO_UNIT = np.float32(2.0**-23)
 _HALF = np.float32(0.5)
 
 # purposes of a draw (each has its own salts, see `salt`)
@@ -69,13 +69,17 @@ def salt(purpose: int, num: int) -> NDArray[np.uint32]:
 
 
 def uniform(base: NDArray[np.uint32], salt: NDArray[np.uint32] | np.uint32) -> NDArray[np.float32]:
-    """Uniforms in (0, 1) as float32: ``base + salt`` (broadcast) hashed, top 24 bits."""
+    """Uniforms in (0, 1) as float32: ``base + salt`` (broadcast) hashed, top 23 bits."""
     return to_unit(mix(base + salt))
 
 
 def to_unit(x: NDArray[np.uint32]) -> NDArray[np.float32]:
-    """Hashed words to uniforms in (0, 1) (top 24 bits; ``x`` is overwritten)."""
-    x >>= np.uint32(8)
+    """Hashed words to uniforms strictly inside (0, 1) (top 23 bits; ``x`` is overwritten).
+
+    23 bits, not 24: (2^24 - 1 + 0.5) / 2^24 rounds to 1.0 in float32, and log(1 - u) or
+    log(-log u) would then be infinite; every (k + 0.5) / 2^23 is exact in float32.
+    """
+    x >>= np.uint32(9)
     u = x.astype(np.float32)
     u += _HALF
     u *= _TO_UNIT

@@ -5,38 +5,40 @@ Examples:
     python -m scripts.tune_threshold --preset small --train-users 64 --eval-users 64 \
         --grid 0.1,0.25 0,0.05 --out runs/tune_small
 
-Protocol: a grid of (show_above, retire_below) pairs with retire_below <= show_above is run on
-the training users (user seeds seed, seed+1, ..., seed+train_users-1) and the pair with the
+Protocol (``agents.tuning.tune``): a grid of (show_above, retire_below) pairs with retire_below <=
+show_above is run on the training users of ``--seed`` (``agents.seeds``) and the pair with the
 highest mean return is kept (ties go to the first pair in grid order: lowest show_above, then
 lowest retire_below). That rule, always-show, show-nothing (all reduce),
-retire-everything and random are then evaluated on held-out users (user seeds
-seed+1,000,000, ...), the same users for every policy; the table gives mean ± 95 % bootstrap
-CI over users and the paired difference to the tuned rule. Written to --out: ``grid.csv`` (the
-training grid), ``results.csv`` (one row per policy and held-out user), ``summary.json``
-(summaries, paired differences, lifecycle tables, seeds) and ``config.json`` (provenance).
-Results depend on the simulator preset and its decay model; they are not claims about real users.
+retire-everything and random are then evaluated on the held-out evaluation users of ``--seed``
+(disjoint from every training user), the same users for every policy; the table gives mean ±
+95 % bootstrap CI over users and the paired difference to the tuned rule. Written to --out:
+``grid.csv`` (the training grid), ``results.csv`` (one row per policy and held-out user),
+``summary.json`` (summaries, paired differences, lifecycle tables, seeds) and ``config.json``
+(provenance). Results depend on the simulator preset and its decay model; they are not claims
+about real users. ``decaygym-evaluate`` runs the full comparison (threshold+, greedy, oracle,
+trained models).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 import envs
+from agents import seeds as seed_scheme
+from agents import tuning
 from agents.evaluation import evaluate, lifecycle_table, paired_difference, summarize
 from agents.policy import AlwaysShow, Policy, RandomPolicy, RetireEverything, ShowNothing, ThresholdPolicy
 from decay_model.artifact import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
 
-EVAL_SEED_OFFSET = 1_000_000
-DEFAULT_SHOW = "0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.5,0.7,1.01"
-DEFAULT_RETIRE = "0,0.02,0.05,0.1,0.15,0.2,0.25,0.3,0.4,1.01"
+DEFAULT_SHOW = ",".join(f"{v:g}" for v in tuning.DEFAULT_SHOW)
+DEFAULT_RETIRE = ",".join(f"{v:g}" for v in tuning.DEFAULT_RETIRE)
 
 
 def parse_floats(text: str, name: str) -> list[float]:
@@ -119,22 +121,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("train_users", "eval_users", "batch", "n_boot"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.train_users > EVAL_SEED_OFFSET:
-        raise ConfigError(
-            f"--train-users must be <= {EVAL_SEED_OFFSET} (training and held-out seeds overlap)"
-        )
-    pairs = grid_pairs(
-        parse_floats(args.grid[0], "--grid SHOW_ABOVE"), parse_floats(args.grid[1], "--grid RETIRE_BELOW")
-    )
+    show = parse_floats(args.grid[0], "--grid SHOW_ABOVE")
+    retire = parse_floats(args.grid[1], "--grid RETIRE_BELOW")
+    pairs = grid_pairs(show, retire)
+    train_range = seed_scheme.train_users(args.seed, args.train_users)
+    eval_range = seed_scheme.eval_users(args.seed, args.eval_users)
     run_dir = make_run_dir(args.out, "tune_threshold", args.preset, args.seed)
-    train_seeds = list(range(args.seed, args.seed + args.train_users))
-    eval_seeds = list(range(args.seed + EVAL_SEED_OFFSET, args.seed + EVAL_SEED_OFFSET + args.eval_users))
+    train_seeds, eval_seeds = train_range.seeds(), eval_range.seeds()
     config = {
         "preset": args.preset,
         "sim_config": envs.PRESETS[args.preset].to_dict(),
         "grid": [list(p) for p in pairs],
-        "train_seeds": [train_seeds[0], train_seeds[-1] + 1],
-        "eval_seeds": [eval_seeds[0], eval_seeds[-1] + 1],
+        "train_seeds": [train_range.start, train_range.stop],
+        "eval_seeds": [eval_range.start, eval_range.stop],
+        "seed_scheme": seed_scheme.scheme(),
         "train_users": args.train_users,
         "eval_users": args.eval_users,
         "batch": args.batch,
@@ -143,24 +143,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     write_provenance(run_dir, config, args.seed, ["scripts.tune_threshold", *(argv or [])])
 
-    grid_rows: list[dict[str, Any]] = []
     with progress() as bar:
         task = bar.add_task("grid search (training users)", total=len(pairs) + 5)
-        for show_above, retire_below in pairs:
-            rec = evaluate(
-                ThresholdPolicy(show_above, retire_below),
-                preset=args.preset,
-                seeds=train_seeds,
-                num_users=args.batch,
-            )
-            means = rec[
-                ["return", "clicks", "purchases", "churned", "share_show", "share_reduce", "share_retire"]
-            ].mean()
-            grid_rows.append({"show_above": show_above, "retire_below": retire_below, **means.to_dict()})
-            bar.advance(task)
-        grid = pd.DataFrame(grid_rows)
+        result = tuning.tune(
+            args.preset,
+            train_seeds,
+            families=("threshold",),
+            grid=tuning.TuningGrid(tuple(show), tuple(retire)),
+            batch=args.batch,
+            on_point=lambda *_: bar.advance(task),
+        )
+        grid = result.family_table("threshold")
         best = grid.loc[grid["return"].idxmax()]
-        tuned = ThresholdPolicy(float(best["show_above"]), float(best["retire_below"]))
+        tuned = ThresholdPolicy(**result.tuned["threshold"])
         bar.update(task, description="held-out users")
         policies: dict[str, Policy] = {
             f"threshold (tuned {tuned.show_above:g}/{tuned.retire_below:g})": tuned,

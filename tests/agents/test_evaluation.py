@@ -108,3 +108,107 @@ def test_evaluate_rejects_bad_seeds():
 def test_config_overrides_reach_the_env():
     r = evaluate(AlwaysShow(), preset="small", seeds=SEEDS[:6], horizon=4)
     assert (r["length"] <= 4).all() and (r["length"] == 4).any()
+
+
+# -- hidden info, lifecycle intervals, gap share, comparisons -----------------------------------
+
+from agents.evaluation import (  # noqa: E402
+    REPORT_METRICS,
+    align_users,
+    compare_policies,
+    gap_closed,
+    lifecycle_ci,
+)
+from agents.policy import OraclePolicy, ThresholdPlusPolicy  # noqa: E402
+
+
+def test_evaluate_hands_the_oracle_the_hidden_truth_of_each_visit():
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the ids)
+
+    seeds = [11, 12, 13]
+    rec = evaluate(OraclePolicy(0.3, 0.1), preset="small", seeds=seeds)
+    env = gym.make("decaygym/InterestDecay-small-v0")
+    oracle = OraclePolicy(0.3, 0.1)
+    for seed, expected in zip(seeds, rec["return"], strict=True):
+        obs, info = env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            oracle.set_hidden(info)
+            action, _ = oracle.predict(obs)
+            obs, reward, term, trunc, info = env.step(action)
+            total += reward
+            done = term or trunc
+        assert total == pytest.approx(expected, abs=1e-9)
+    # a policy that reads no hidden state never gets it (and would fail if it needed it)
+    evaluate(ThresholdPlusPolicy(0.3, 0.1, 3), preset="small", seeds=seeds)
+
+
+def test_lifecycle_ci_matches_the_pooled_shares(threshold_records):
+    for kind in ("age", "interest"):
+        ci = lifecycle_ci(threshold_records, kind, n_boot=200, seed=0)
+        pooled = lifecycle_table(threshold_records, kind)
+        for _, row in ci.iterrows():
+            expected = pooled.loc[row["bucket"], row["action"]]
+            if row["decisions"]:
+                assert row["share"] == pytest.approx(expected)
+                assert row["ci_low"] - 1e-12 <= row["share"] <= row["ci_high"] + 1e-12
+            assert row["decisions"] == pooled.loc[row["bucket"], "decisions"]
+        shares = ci[ci["decisions"] > 0].groupby("bucket")["share"].sum()
+        assert np.allclose(shares, 1.0)
+    with pytest.raises(ValueError, match="kind"):
+        lifecycle_ci(threshold_records, "size")
+
+
+def _frame(returns, seeds=None):
+    seeds = list(range(len(returns))) if seeds is None else seeds
+    return pd.DataFrame({"seed": seeds, "return": np.asarray(returns, float)})
+
+
+def test_gap_closed_is_the_share_of_the_mean_gap_with_a_paired_interval():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=200)
+    t, o = _frame(base), _frame(base + 2.0)
+    half = _frame(base + 1.0 + 0.1 * rng.normal(size=200))
+    assert gap_closed(t, t, o, n_boot=200)["mean"] == 0 and gap_closed(o, t, o, n_boot=200)["mean"] == 1
+    g = gap_closed(half, t, o, n_boot=500)
+    assert g["mean"] == pytest.approx((half["return"].mean() - base.mean()) / 2.0)
+    assert g["ci_low"] < g["mean"] < g["ci_high"] and g["ci_high"] - g["ci_low"] < 0.1  # paired: narrow
+    assert g["gap"] == pytest.approx(2.0) and g["n"] == 200
+    # users matched by seed, whatever the row order
+    shuffled = half.sample(frac=1.0, random_state=1)
+    assert gap_closed(shuffled, t, o, n_boot=500) == g
+    with pytest.raises(ValueError, match="same users"):
+        gap_closed(half.iloc[:-1], t, o)
+    nan = gap_closed(half, t, t, n_boot=50)  # no gap: the share is undefined, not an error
+    assert np.isnan(nan["mean"])
+
+
+def test_align_users_sorts_by_seed_and_rejects_other_users():
+    a, b = _frame([1.0, 2.0], [5, 3]), _frame([3.0, 4.0], [3, 5])
+    a2, b2 = align_users(a, b)
+    assert a2["seed"].tolist() == [3, 5] and a2["return"].tolist() == [2.0, 1.0]
+    assert b2["return"].tolist() == [3.0, 4.0]
+    with pytest.raises(ValueError, match="same users"):
+        align_users(a, _frame([1.0, 2.0], [3, 4]))
+
+
+def test_compare_policies_reports_everything_per_policy(threshold_records):
+    oracle = evaluate(OraclePolicy(0.3, 0.1), preset="small", seeds=SEEDS)
+    always = evaluate(AlwaysShow(), preset="small", seeds=SEEDS)
+    records = {"threshold": threshold_records, "oracle": oracle, "always": always}
+    report = compare_policies(records, threshold="threshold", oracle="oracle", n_boot=100)
+    assert set(report) == set(records)
+    for label, r in report.items():
+        assert set(r["metrics"]) == set(REPORT_METRICS)
+        assert r["metrics"]["return"]["mean"] == pytest.approx(records[label]["return"].mean())
+        assert {row["bucket"] for row in r["lifecycle"]["age"]} >= {"lt6h"}
+    assert report["threshold"]["diff_vs_threshold"]["return"]["mean"] == 0
+    assert report["threshold"]["gap_closed"]["mean"] == 0
+    assert report["oracle"]["gap_closed"]["mean"] == pytest.approx(1.0)
+    d = report["always"]["diff_vs_threshold"]["return"]["mean"]
+    assert d == pytest.approx(always["return"].mean() - threshold_records["return"].mean())
+    assert compare_policies(records, threshold="threshold", n_boot=50)["always"]["gap_closed"] is None
+    with pytest.raises(ValueError, match="no records"):
+        compare_policies(records, threshold="nope")

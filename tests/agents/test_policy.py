@@ -113,3 +113,113 @@ def test_random_policy_is_reproducible_and_uses_its_own_generator():
     assert np.array_equal(a1, a2)
     with pytest.raises(ConfigError):
         RandomPolicy(0, probs=(0.5, 0.5, 0.5))
+
+
+# -- threshold+, greedy, oracle --------------------------------------------------------------
+
+from agents.policy import (  # noqa: E402
+    GreedyPolicy,
+    OraclePolicy,
+    ThresholdPlusPolicy,
+    unsquash,
+    unsquash_count,
+    uses_hidden_info,
+)
+from envs.config import get_preset  # noqa: E402
+
+
+def set_block(obs, index, values):
+    obs[:, index * K : (index + 1) * K] = np.atleast_2d(np.asarray(values, np.float32))
+    return obs
+
+
+def squash(c, s=5.0):
+    c = np.asarray(c, np.float32)
+    return c / (c + np.float32(s))
+
+
+def test_unsquash_inverts_the_observation_squashing_exactly():
+    counts = np.arange(0, 200)
+    assert np.array_equal(unsquash_count(squash(counts)), counts)
+    hours = np.array([0.0, 0.5, 24.0, 1000.0])
+    assert np.allclose(unsquash(squash(hours, 24.0), 24.0), hours, rtol=1e-5)
+    assert unsquash(np.float32(1.0), 5.0) == 1e6  # saturated: capped, not infinite
+
+
+def test_threshold_plus_retires_bought_and_ignored_items():
+    obs = make_obs([0.9, 0.9, 0.9, 0.2, 0.05])
+    set_block(obs, 4, squash([1, 0, 0, 0, 0]))  # purchases
+    set_block(obs, 5, squash([0, 3, 2, 7, 0]))  # exposures since the last click
+    assert ThresholdPlusPolicy(0.5, 0.1, max_unanswered=3).predict(obs)[0].tolist() == [[2, 2, 0, 2, 2]]
+    assert ThresholdPlusPolicy(0.5, 0.1, max_unanswered=None).predict(obs)[0].tolist() == [[2, 0, 0, 1, 2]]
+    plain = ThresholdPlusPolicy(0.5, 0.1, max_unanswered=None, retire_purchased=False)
+    assert plain.predict(obs)[0].tolist() == ThresholdPolicy(0.5, 0.1).predict(obs)[0].tolist()
+    # exactly at the boundary: 3 unanswered exposures retire with max 3, not with max 4
+    assert ThresholdPlusPolicy(0.5, 0.1, 4, False).predict(obs)[0].tolist() == [[0, 0, 0, 2, 2]]
+    with pytest.raises(ConfigError, match="max_unanswered"):
+        ThresholdPlusPolicy(0.5, 0.1, max_unanswered=0)
+
+
+def test_greedy_shows_the_top_m_by_expected_value_and_never_retires():
+    cfg = get_preset("small").replace(num_slots=K, exposure_slots=2, fresh_per_visit=2, slot_cost=0.0)
+    obs = make_obs([0.5, 0.5, 0.2, 0.6, 0.0])
+    set_block(obs, 8, squash([1.0, 3.0, 10.0, 0.1, 5.0], 1.0))  # item values
+    policy = GreedyPolicy(cfg)
+    ev = policy.expected_value(obs)[0]
+    mean_q = cfg.quality_a / (cfg.quality_a + cfg.quality_b)
+    expected = np.array([0.5, 0.5, 0.2, 0.6, 0.0]) * (
+        cfg.click_value + cfg.purchase_rate * mean_q * np.array([1.0, 3.0, 10.0, 0.1, 5.0])
+    )
+    assert np.allclose(ev, expected, rtol=1e-5)
+    top2 = set(np.argsort(-expected)[:2])
+    actions = policy.predict(obs)[0][0]
+    assert {i for i in range(K) if actions[i] == 0} == top2
+    assert 2 not in actions
+    # an empty slot is never shown; with a high slot cost nothing is worth showing
+    obs_empty = set_block(obs.copy(), 6, [0, 0, 1, 0, 0])
+    assert GreedyPolicy(cfg).predict(obs_empty)[0][0, 2] == 0  # empty slots get 0 (ignored by the env)
+    assert (GreedyPolicy(cfg).decide(obs_empty)[0, 2]) == 1
+    assert (GreedyPolicy(cfg.replace(slot_cost=10.0)).predict(obs)[0] == 1).all()
+    assert (GreedyPolicy(cfg.replace(slot_cost=10.0), cost_aware=False).predict(obs)[0] == 0).sum() == 2
+    with pytest.raises(ValueError, match="K=8"):
+        GreedyPolicy(get_preset("small")).predict(obs)
+
+
+def test_oracle_reads_only_the_hidden_truth_it_is_given():
+    obs = make_obs([0.0] * K)  # the predicted interest says retire everything
+    oracle = OraclePolicy(0.3, 0.1)
+    assert uses_hidden_info(oracle) and not uses_hidden_info(ThresholdPolicy(0.3, 0.1))
+    with pytest.raises(RuntimeError, match="set_hidden"):
+        oracle.predict(obs)
+    info = {
+        "true_interest": np.array([[0.9, 0.9, 0.2, 0.5, 0.05]]),
+        "true_appeal": np.array([[1, 0.2, 1, 0.1, 1]]),
+    }
+    oracle.set_hidden(info)
+    assert oracle.predict(obs)[0].tolist() == [[0, 1, 1, 2, 2]]  # interest × appeal: .9 .18 .2 .05 .05
+    with pytest.raises(RuntimeError):  # the hidden truth is used once
+        oracle.predict(obs)
+    by_interest = OraclePolicy(0.3, 0.1, signal="interest")
+    by_interest.set_hidden(info)
+    assert by_interest.predict(obs)[0].tolist() == [[0, 0, 1, 0, 2]]
+    single = OraclePolicy(0.3, 0.1)
+    single.set_hidden({k: v[0] for k, v in info.items()})
+    assert single.predict(obs[0])[0].tolist() == [0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="hidden_info=True"):
+        oracle.set_hidden({"true_interest": info["true_interest"]})
+    with pytest.raises(ConfigError, match="signal"):
+        OraclePolicy(0.3, 0.1, signal="appeal")
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        ThresholdPlusPolicy(0.3, 0.1, 3),
+        GreedyPolicy(get_preset("small").replace(num_slots=K, fresh_per_visit=2)),
+    ],
+)
+def test_new_rules_keep_batch_and_single_shapes(policy):
+    batch = make_obs(np.linspace(0, 1, 4 * K).reshape(4, K))
+    actions, _ = policy.predict(batch)
+    assert actions.shape == (4, K) and actions.dtype == np.int64
+    assert policy.predict(batch[1])[0].tolist() == actions[1].tolist()

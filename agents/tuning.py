@@ -1,0 +1,307 @@
+"""Tune the rule baselines on training users before any comparison (an untuned baseline proves nothing).
+
+Protocol (:func:`tune`): the threshold rule, threshold+ and the oracle are each run over one
+shared grid of (show_above, retire_below) pairs with retire_below <= show_above (threshold+
+also over ``max_unanswered`` and whether it retires bought items) on the same training users,
+and each keeps the point with the highest mean return (ties: the first point in grid order,
+lowest show_above, then lowest retire_below). The tuned values are saved as JSON
+(:func:`save_tuned`) so that evaluation and the benchmark reuse them (:func:`load_tuned`,
+:func:`baseline`), and the whole grid is returned as a table.
+
+Seeds follow the project's one scheme (``agents.seeds``): the baselines are tuned on the
+training users of the root seed (:func:`tuning_seeds`) and compared on its held-out
+evaluation users (:func:`evaluation_seeds`); the two ranges never overlap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from agents import seeds as seed_scheme
+from agents.evaluation import evaluate
+from agents.policy import (
+    AlwaysShow,
+    GreedyPolicy,
+    OraclePolicy,
+    Policy,
+    RandomPolicy,
+    RetireEverything,
+    ShowNothing,
+    ThresholdPlusPolicy,
+    ThresholdPolicy,
+)
+from decay_model.artifact import atomic_write_json
+from decay_model.errors import ConfigError
+from envs.config import SimConfig
+
+DEFAULT_SHOW = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.7, 1.01)
+DEFAULT_RETIRE = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 1.01)
+DEFAULT_MAX_UNANSWERED: tuple[int | None, ...] = (None, 2, 3, 5, 8)
+DEFAULT_RETIRE_PURCHASED = (False, True)
+#: the families :func:`tune` knows, in the order they are tuned
+TUNED_FAMILIES = ("threshold", "threshold_plus", "oracle")
+#: every baseline name :func:`baseline` builds
+BASELINES = (
+    "threshold",
+    "threshold_plus",
+    "oracle",
+    "greedy",
+    "random",
+    "always_show",
+    "show_nothing",
+    "retire_everything",
+)
+GRID_METRICS = ("return", "clicks", "purchases", "churned", "share_show", "share_reduce", "share_retire")
+TUNED_FORMAT = "decaygym-tuned-baselines"
+TUNED_VERSION = 1
+
+
+def tuning_seeds(root: int, num_users: int) -> list[int]:
+    """The users the baselines are tuned on: the first training users of ``root`` (``agents.seeds``)."""
+    return seed_scheme.train_users(root, num_users).seeds()
+
+
+def evaluation_seeds(root: int, num_users: int) -> list[int]:
+    """The held-out users every policy is compared on (``agents.seeds``), disjoint from the training users."""
+    return seed_scheme.eval_users(root, num_users).seeds()
+
+
+@dataclass(frozen=True)
+class TuningGrid:
+    """The grid every tuned baseline is searched over (the same thresholds for all)."""
+
+    show_above: tuple[float, ...] = DEFAULT_SHOW
+    """Candidate show_above values."""
+    retire_below: tuple[float, ...] = DEFAULT_RETIRE
+    """Candidate retire_below values; pairs with retire_below > show_above are skipped."""
+    max_unanswered: tuple[int | None, ...] = DEFAULT_MAX_UNANSWERED
+    """threshold+ only: retire after this many exposures without a click (None = never)."""
+    retire_purchased: tuple[bool, ...] = DEFAULT_RETIRE_PURCHASED
+    """threshold+ only: whether bought items are retired (both by default, so threshold+ contains the
+    plain rule and cannot do worse on the training users)."""
+
+    def __post_init__(self) -> None:
+        for name in ("show_above", "retire_below", "max_unanswered", "retire_purchased"):
+            if not getattr(self, name):
+                raise ConfigError(f"TuningGrid.{name}: needs at least one value")
+        if not self.pairs():
+            raise ConfigError("TuningGrid: no pair has retire_below <= show_above")
+        for k in self.max_unanswered:
+            if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+                raise ConfigError(f"TuningGrid.max_unanswered: {k!r} is not an integer >= 1 or None")
+
+    def pairs(self) -> list[tuple[float, float]]:
+        """Every (show_above, retire_below) with retire_below <= show_above, in grid order."""
+        show, retire = sorted(set(self.show_above)), sorted(set(self.retire_below))
+        return [(s, r) for s in show for r in retire if r <= s]
+
+    def points(self, family: str) -> list[dict[str, Any]]:
+        """The parameter sets of one family, in grid order (ties go to the first)."""
+        if family == "threshold_plus":
+            return [
+                {"show_above": s, "retire_below": r, "max_unanswered": k, "retire_purchased": b}
+                for s, r in self.pairs()
+                for k in self.max_unanswered
+                for b in self.retire_purchased
+            ]
+        if family in ("threshold", "oracle"):
+            return [{"show_above": s, "retire_below": r} for s, r in self.pairs()]
+        raise ConfigError(f"no grid for {family!r}; tuned families: {', '.join(TUNED_FAMILIES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "show_above": list(self.show_above),
+            "retire_below": list(self.retire_below),
+            "max_unanswered": list(self.max_unanswered),
+            "retire_purchased": list(self.retire_purchased),
+        }
+
+
+def tuned_policy(family: str, params: dict[str, Any]) -> Policy:
+    """The policy of a tuned family with the given parameters."""
+    try:
+        if family == "threshold":
+            return ThresholdPolicy(params["show_above"], params["retire_below"])
+        if family == "threshold_plus":
+            return ThresholdPlusPolicy(
+                params["show_above"],
+                params["retire_below"],
+                params.get("max_unanswered"),
+                params.get("retire_purchased", True),
+            )
+        if family == "oracle":
+            return OraclePolicy(params["show_above"], params["retire_below"])
+    except KeyError as exc:
+        raise ConfigError(f"tuned parameters of {family!r} lack {exc}") from None
+    raise ConfigError(f"unknown tuned family {family!r}; known: {', '.join(TUNED_FAMILIES)}")
+
+
+@dataclass
+class TuningResult:
+    """What :func:`tune` found: the best parameters per family and the whole grid table."""
+
+    preset: str
+    seeds: list[int]
+    grid: TuningGrid
+    tuned: dict[str, dict[str, Any]]
+    """family -> the chosen parameters."""
+    train_return: dict[str, float]
+    """family -> mean return of the chosen parameters on the training users."""
+    table: pd.DataFrame = field(repr=False)
+    """One row per (family, grid point): the parameters and the mean of ``GRID_METRICS``."""
+
+    def policies(self) -> dict[str, Policy]:
+        """The tuned policy of each family."""
+        return {family: tuned_policy(family, params) for family, params in self.tuned.items()}
+
+    def family_table(self, family: str) -> pd.DataFrame:
+        """The grid rows of one family, without the columns of the others."""
+        rows = self.table[self.table["family"] == family].drop(columns="family")
+        return rows.dropna(axis=1, how="all").reset_index(drop=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON :func:`save_tuned` writes and :func:`load_tuned` reads."""
+        return {
+            "format": TUNED_FORMAT,
+            "version": TUNED_VERSION,
+            "preset": self.preset,
+            "train_seeds": [self.seeds[0], self.seeds[-1] + 1]
+            if self.seeds == list(range(self.seeds[0], self.seeds[-1] + 1))
+            else list(self.seeds),
+            "train_users": len(self.seeds),
+            "grid": self.grid.to_dict(),
+            "selection": "highest mean return on the training users; ties: first point in grid order",
+            "tuned": self.tuned,
+            "train_return": self.train_return,
+        }
+
+
+def tune(
+    preset: str,
+    seeds: Sequence[int],
+    *,
+    families: Sequence[str] = TUNED_FAMILIES,
+    grid: TuningGrid | None = None,
+    batch: int = 2048,
+    on_point: Callable[[str, dict[str, Any]], None] | None = None,
+    **overrides: Any,
+) -> TuningResult:
+    """Grid-search each family on the training users ``seeds`` and keep its best point.
+
+    Args:
+        preset: simulator preset.
+        seeds: training user seeds (keep them disjoint from the evaluation seeds).
+        families: which of ``TUNED_FAMILIES`` to tune.
+        grid: the grid (default :class:`TuningGrid`); the same thresholds for every family.
+        batch: users stepped together.
+        on_point: called after each grid point (family, parameters), e.g. to advance a progress bar.
+        **overrides: ``SimConfig`` field overrides, as for ``evaluate``.
+
+    Returns:
+        The tuned parameters, their training returns and the grid table.
+    """
+    grid = grid or TuningGrid()
+    seeds = [int(s) for s in seeds]
+    unknown = [f for f in families if f not in TUNED_FAMILIES]
+    if unknown or not families:
+        raise ConfigError(f"cannot tune {unknown or 'nothing'}; tuned families: {', '.join(TUNED_FAMILIES)}")
+    rows: list[dict[str, Any]] = []
+    tuned: dict[str, dict[str, Any]] = {}
+    train_return: dict[str, float] = {}
+    for family in families:
+        best: tuple[float, dict[str, Any]] | None = None
+        for params in grid.points(family):
+            rec = evaluate(
+                tuned_policy(family, params), preset=preset, seeds=seeds, num_users=batch, **overrides
+            )
+            means = rec[list(GRID_METRICS)].mean().to_dict()
+            rows.append({"family": family, **params, **means})
+            if best is None or means["return"] > best[0]:
+                best = (means["return"], params)
+            if on_point is not None:
+                on_point(family, params)
+        assert best is not None  # the grid is never empty (TuningGrid checks)
+        train_return[family], tuned[family] = float(best[0]), dict(best[1])
+    return TuningResult(preset, seeds, grid, tuned, train_return, pd.DataFrame(rows))
+
+
+def grid_size(grid: TuningGrid, families: Sequence[str] = TUNED_FAMILIES) -> int:
+    """How many evaluations :func:`tune` runs (for a progress bar)."""
+    return sum(len(grid.points(f)) for f in families)
+
+
+def save_tuned(path: Path, result: TuningResult) -> None:
+    """Write the tuned parameters as JSON, atomically."""
+    atomic_write_json(Path(path), result.to_dict())
+
+
+def load_tuned(path: Path | str, preset: str | None = None) -> dict[str, Any]:
+    """Read a tuned-parameters JSON written by :func:`save_tuned`.
+
+    Raises:
+        ConfigError: the file is missing, not such a JSON, or tuned on another preset than ``preset``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"tuned parameters {path}: no such file")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"tuned parameters {path}: not readable JSON ({exc})") from None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != TUNED_FORMAT
+        or not isinstance(data.get("tuned"), dict)
+    ):
+        raise ConfigError(
+            f"tuned parameters {path}: not a {TUNED_FORMAT} file (write one with --out of evaluate)"
+        )
+    if data.get("version") != TUNED_VERSION:
+        raise ConfigError(
+            f"tuned parameters {path}: version {data.get('version')!r}, expected {TUNED_VERSION}"
+        )
+    if preset is not None and data.get("preset") != preset:
+        raise ConfigError(
+            f"tuned parameters {path} were tuned on preset {data.get('preset')!r}, not {preset!r}: "
+            "tune on the preset you evaluate"
+        )
+    for family, params in data["tuned"].items():
+        tuned_policy(family, params)  # validates
+    return data
+
+
+def baseline(
+    name: str, config: SimConfig, tuned: dict[str, dict[str, Any]] | None = None, seed: int = 0
+) -> Policy:
+    """The baseline called ``name`` (one of ``BASELINES``) for an env with ``config``.
+
+    Args:
+        name: baseline name.
+        config: the simulator config it acts in (the greedy policy needs it).
+        tuned: family -> tuned parameters, for the tuned families (threshold, threshold_plus, oracle).
+        seed: seed of the random policy.
+
+    Raises:
+        ConfigError: an unknown name, or a tuned family missing from ``tuned``.
+    """
+    if name in TUNED_FAMILIES:
+        if not tuned or name not in tuned:
+            raise ConfigError(f"baseline {name!r} needs tuned parameters; have {sorted(tuned or {})}")
+        return tuned_policy(name, tuned[name])
+    simple: dict[str, Callable[[], Policy]] = {
+        "greedy": lambda: GreedyPolicy(config),
+        "random": lambda: RandomPolicy(seed),
+        "always_show": AlwaysShow,
+        "show_nothing": ShowNothing,
+        "retire_everything": RetireEverything,
+    }
+    if name not in simple:
+        raise ConfigError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    return simple[name]()
