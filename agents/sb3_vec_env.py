@@ -15,7 +15,11 @@ import numpy as np
 from numpy.typing import NDArray
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
+from agents.wrappers import action_masks
 from envs.vector import InterestDecayVectorEnv
+
+#: what the adapter answers per user itself instead of forwarding to the vector env
+PER_USER_METHODS = ("action_masks",)
 
 
 class InterestDecaySB3VecEnv(VecEnv):
@@ -25,6 +29,11 @@ class InterestDecaySB3VecEnv(VecEnv):
     user; an ended user's dict holds ``terminal_observation``, ``TimeLimit.truncated`` and
     ``episode`` ({"r", "l"}, as SB3's Monitor writes it, so ``ep_rew_mean`` is logged).
     ``seed(s)`` gives user i the seed s + i at the next ``reset()``.
+
+    Action masks for MaskablePPO: ``action_masks()`` gives (N, 3K) masks of the current
+    observations (``agents.wrappers.action_masks``: only show on empty slots), and
+    ``env_method("action_masks")`` / ``get_attr("action_masks")`` answer per user, as
+    sb3_contrib's ``get_action_masks`` and ``is_masking_supported`` expect.
 
     Args:
         num_envs: N users; other keyword arguments go to ``InterestDecayVectorEnv``.
@@ -38,6 +47,7 @@ class InterestDecaySB3VecEnv(VecEnv):
             self.venv.num_envs, self.venv.single_observation_space, self.venv.single_action_space
         )
         self._actions: NDArray[np.int64] | None = None
+        self._last_obs: NDArray[np.float32] | None = None
 
     def reset(self) -> NDArray[np.float32]:
         """Reset all users (with the seeds from :meth:`seed`, if any)."""
@@ -45,6 +55,7 @@ class InterestDecaySB3VecEnv(VecEnv):
         obs, _ = self.venv.reset(seed=None if seeds[0] is None else [int(s) for s in seeds])
         self._reset_seeds()
         self.reset_infos = [{} for _ in range(self.num_envs)]
+        self._last_obs = obs
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -67,14 +78,23 @@ class InterestDecaySB3VecEnv(VecEnv):
                     "TimeLimit.truncated": bool(truncated[i]),
                     "episode": {"r": float(ep["r"][i]), "l": int(ep["l"][i])},
                 }
+        self._last_obs = obs
         return obs, reward.astype(np.float32), dones, infos
+
+    def action_masks(self) -> NDArray[np.bool_]:
+        """(N, 3K) masks of the current observations for MaskablePPO; call after ``reset()``."""
+        if self._last_obs is None:
+            raise RuntimeError("action_masks() needs an observation: call reset() first")
+        return action_masks(self._last_obs)
 
     def close(self) -> None:
         """Close the wrapped vector env."""
         self.venv.close()
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """The vector env's attribute, once per selected user."""
+        """The vector env's attribute, once per selected user (the adapter's own per-user methods first)."""
+        if attr_name in PER_USER_METHODS:
+            return [getattr(self, attr_name) for _ in self._get_indices(indices)]
         value = getattr(self.venv, attr_name)
         return [value for _ in self._get_indices(indices)]
 
@@ -85,7 +105,13 @@ class InterestDecaySB3VecEnv(VecEnv):
     def env_method(
         self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
     ) -> list[Any]:
-        """Call a method of the vector env once and report its result for every selected user."""
+        """Call a method of the vector env once and report its result for every selected user.
+
+        The adapter's per-user methods (``action_masks``) give each selected user its own row.
+        """
+        if method_name in PER_USER_METHODS:
+            rows = getattr(self, method_name)(*method_args, **method_kwargs)
+            return [rows[i] for i in self._get_indices(indices)]
         result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
         return [result for _ in self._get_indices(indices)]
 
