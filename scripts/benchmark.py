@@ -1,0 +1,393 @@
+r"""The benchmark: tune the baselines, train agents over several seeds, evaluate everything, report.
+
+Examples:
+    python -m scripts.benchmark --level quick --out runs/benchmark_quick
+    python -m scripts.benchmark --level full --preset default --algos ppo --out runs/benchmark_full
+
+One command, four stages, each written into the run folder (``--out``) before the next starts:
+
+1. ``tuned.json``: the threshold rule, threshold+ and the oracle tuned on the training users
+   of ``--seed`` (one grid for all: ``agents.tuning``).
+2. ``train/<algo>_seed<k>/``: each agent trained for the level's budget with root seeds
+   ``--seed`` + k, k < the level's number of training seeds (``decaygym-train``; the model
+   with the best validation return is the one evaluated).
+3. ``explain/``: the first agent's best seed distilled into a shallow tree (``decaygym-explain``).
+4. ``evaluate/``: every policy on the same held-out evaluation users (``decaygym-evaluate``):
+   the baselines, each trained seed and the tree.
+
+Then ``table.md`` / ``table.csv`` (the evaluation table, plus each agent's spread across
+training seeds apart from the intervals over users, and its paired difference to threshold+),
+``summary.json`` (per policy, each metric as mean and 95 % interval and the paired difference
+to the threshold baseline; per agent the seed spread) and the plots ``learning_curves.png``
+(validation return against steps, baselines as horizontal bands), ``returns.png`` and
+``lifecycle.png`` (show / reduce / retire against item age, per policy).
+
+A stage whose output is already complete in ``--out`` is reused, and an interrupted training
+run is resumed from its last checkpoint: running the same command again after a crash finishes
+the benchmark without redoing what is done.
+
+Budgets (``--level``): ``smoke`` (CI, about a minute on ``small``), ``quick`` (the README's
+main job: a few minutes), ``full`` (the published table: 1M steps a seed, 5 seeds, 1000 users).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from agents.evaluation import paired_difference
+from agents.trained import ALGOS
+from decay_model.artifact import atomic_write_bytes, atomic_write_json
+from decay_model.errors import ConfigError
+from envs.config import PRESETS, get_preset
+from scripts import evaluate as evaluate_script
+from scripts import explain as explain_script
+from scripts import train as train_script
+from scripts.common import console, make_run_dir, run_cli, write_provenance
+from scripts.plots import pyplot, save_png
+
+BASELINE_POLICIES = ("threshold", "threshold_plus", "greedy", "random", "always_show", "oracle")
+
+
+@dataclass(frozen=True)
+class Level:
+    """The budgets of one benchmark level."""
+
+    tuning_users: int
+    """Training users each grid point is scored on."""
+    show_above: str
+    """Tuning grid (comma lists, as ``decaygym-evaluate --grid``)."""
+    retire_below: str
+    max_unanswered: str
+    """threshold+ grid of unanswered exposures before retiring."""
+    timesteps: int
+    """Training budget per agent and seed, env steps (user-visits)."""
+    train_seeds: int
+    """Training seeds per agent."""
+    n_envs: int | None
+    """Users stepped together while training (None: the YAML's)."""
+    eval_users: int
+    """Held-out evaluation users (the same for every policy)."""
+    valid_users: int
+    """Validation users of the training runs' EvalCallback."""
+    explain_users: int
+    """Users the tree is fitted on, and users its agreement is checked on."""
+
+
+LEVELS: dict[str, Level] = {
+    "smoke": Level(64, "0.2,0.4,0.7", "0.05,0.2", "none,3", 4096, 1, 32, 100, 32, 40),
+    "quick": Level(
+        300, "0.2,0.3,0.4,0.5,0.7", "0.02,0.05,0.1,0.2,0.3", "none,2,3,5", 200_000, 2, None, 500, 128, 200
+    ),
+    "full": Level(
+        1000,
+        "0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.5,0.7,1.01",
+        "0.0,0.02,0.05,0.1,0.15,0.2,0.25,0.3,0.4,1.01",
+        "none,2,3,5,8",
+        1_000_000,
+        5,
+        None,
+        1000,
+        256,
+        500,
+    ),
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options; ``--help`` explains each."""
+    parser = argparse.ArgumentParser(prog="decaygym-benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument("--level", default="quick", help=f"budget: {', '.join(LEVELS)} (default: quick)")
+    parser.add_argument("--preset", default="default", help=f"simulator preset: {', '.join(PRESETS)}")
+    parser.add_argument("--seed", type=int, default=0, help="root seed (default: 0)")
+    parser.add_argument("--algos", nargs="+", default=["ppo"], help=f"agents to train: {', '.join(ALGOS)}")
+    parser.add_argument("--out", help="run folder (default: runs/benchmark__<preset>__seed<seed>__<time>)")
+    parser.add_argument("--timesteps", type=int, help="override the level's training budget per seed")
+    parser.add_argument("--train-seeds", type=int, help="override the level's number of training seeds")
+    parser.add_argument("--eval-users", type=int, help="override the level's held-out users")
+    return parser.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> Level:
+    """The level with overrides applied; ConfigError names a bad option."""
+    if args.level not in LEVELS:
+        raise ConfigError(f"unknown --level {args.level!r}; known: {', '.join(LEVELS)}")
+    get_preset(args.preset)
+    unknown = [a for a in args.algos if a not in ALGOS]
+    if unknown:
+        raise ConfigError(f"unknown --algos {', '.join(unknown)}; known: {', '.join(ALGOS)}")
+    level = LEVELS[args.level]
+    changes = {
+        name: getattr(args, name)
+        for name in ("timesteps", "train_seeds", "eval_users")
+        if getattr(args, name) is not None
+    }
+    for name, value in changes.items():
+        if value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    return Level(**{**asdict(level), **changes})
+
+
+def _done(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
+
+
+def stage_tune(run_dir: Path, args: argparse.Namespace, level: Level) -> Path:
+    """Tune the baselines once (an evaluation of the tuned threshold on a few users writes tuned.json)."""
+    tuned = run_dir / "tuned.json"
+    if _done(tuned):
+        return tuned
+    scratch = run_dir / "tuning"
+    evaluate_script.main(
+        [
+            "--preset", args.preset, "--seed", str(args.seed), "--policies", "threshold", "threshold_plus",
+            "--eval-users", "8", "--train-users", str(level.tuning_users), "--out", str(scratch),
+            "--grid", level.show_above, level.retire_below, "--max-unanswered", level.max_unanswered,
+        ]
+    )  # fmt: skip
+    atomic_write_bytes(tuned, (scratch / "tuned.json").read_bytes())
+    return tuned
+
+
+def stage_train(run_dir: Path, args: argparse.Namespace, level: Level) -> dict[str, list[Path]]:
+    """Train every agent on every training seed; finished runs are kept, interrupted ones resumed."""
+    runs: dict[str, list[Path]] = {}
+    for algo in args.algos:
+        for k in range(level.train_seeds):
+            out = run_dir / "train" / f"{algo}_seed{args.seed + k}"
+            runs.setdefault(algo, []).append(out)
+            if _done(out / "summary.json"):
+                continue
+            argv = ["--out", str(out)]
+            if (out / "checkpoints" / "latest.json").is_file():
+                argv.append("--resume")
+            else:
+                argv += [
+                    "--algo", algo, "--preset", args.preset, "--seed", str(args.seed + k),
+                    "--timesteps", str(level.timesteps), "--eval-users", str(level.valid_users),
+                ]  # fmt: skip
+                if level.n_envs is not None:
+                    argv += ["--n-envs", str(level.n_envs)]
+            train_script.main(argv)
+    return runs
+
+
+def model_path(run: Path) -> Path:
+    """The model a training run is judged by: the best on its validation users, else the last."""
+    best = run / "best_model.zip"
+    return best if best.is_file() else run / "model.zip"
+
+
+def stage_explain(run_dir: Path, args: argparse.Namespace, level: Level, run: Path, tuned: Path) -> Path:
+    """Distil one trained agent into a tree; returns the tree file."""
+    out = run_dir / "explain"
+    tree = out / "tree.json"
+    if not _done(tree):
+        explain_script.main(
+            [
+                "--policy", str(model_path(run)), "--preset", args.preset, "--seed", str(args.seed),
+                "--out", str(out), "--train-users", str(level.explain_users),
+                "--check-users", str(level.explain_users), "--tuned", str(tuned),
+            ]
+        )  # fmt: skip
+    return tree
+
+
+def stage_evaluate(
+    run_dir: Path,
+    args: argparse.Namespace,
+    level: Level,
+    runs: dict[str, list[Path]],
+    tree: Path,
+    tuned: Path,
+) -> Path:
+    """Every policy on the same held-out users; returns the evaluation folder."""
+    out = run_dir / "evaluate"
+    if not _done(out / "summary.json"):
+        models = [str(model_path(r)) for algo_runs in runs.values() for r in algo_runs]
+        evaluate_script.main(
+            [
+                "--preset", args.preset, "--seed", str(args.seed), "--eval-users", str(level.eval_users),
+                "--tuned", str(tuned), "--out", str(out),
+                "--policies", *BASELINE_POLICIES, *models, str(tree),
+            ]
+        )  # fmt: skip
+    return out
+
+
+def seed_spread(
+    summary: dict[str, Any], records: pd.DataFrame, runs: dict[str, list[Path]]
+) -> dict[str, dict[str, Any]]:
+    """Per agent: each training seed's return and paired differences, and the spread across seeds.
+
+    The difference to threshold+ (the rule with the agents' information) is paired over users.
+    """
+    by_spec = {Path(v["spec"]).resolve(): label for label, v in summary["policies"].items()}
+    plus = records[records["policy"] == "threshold_plus"]
+    out: dict[str, dict[str, Any]] = {}
+    for algo, algo_runs in runs.items():
+        per_seed = []
+        for run in algo_runs:
+            label = by_spec[model_path(run).resolve()]
+            rec = records[records["policy"] == label]
+            diff = paired_difference(rec, plus, metrics=("return",), seed=int(summary["seed"]))
+            per_seed.append(
+                {
+                    "run": run.name,
+                    "label": label,
+                    "return": summary["policies"][label]["metrics"]["return"],
+                    "vs_threshold": summary["policies"][label]["diff_vs_threshold"]["return"],
+                    "vs_threshold_plus": diff.loc["return"].to_dict(),
+                }
+            )
+        means = np.array([s["return"]["mean"] for s in per_seed])
+        out[algo] = {
+            "seeds": per_seed,
+            "mean_over_seeds": float(means.mean()),
+            "sd_over_seeds": float(means.std(ddof=1)) if len(means) > 1 else 0.0,
+            "min_over_seeds": float(means.min()),
+            "max_over_seeds": float(means.max()),
+        }
+    return out
+
+
+def spread_markdown(spread: dict[str, dict[str, Any]], threshold_return: float) -> str:
+    """The agents' seed table: one row per training seed, then the spread."""
+    lines = [
+        "",
+        "## Agents across training seeds",
+        "",
+        "Mean return over the held-out users per training seed (95 % interval over users), the paired "
+        "difference to the tuned threshold and to tuned threshold+; then the spread across seeds.",
+        "",
+        "| agent | seed run | return | − threshold | − threshold+ |",
+        "|---|---|---|---|---|",
+    ]
+
+    def ci(d: dict[str, Any] | None) -> str:
+        if not d:
+            return "-"
+        return f"{d['mean']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
+
+    for algo, s in spread.items():
+        for row in s["seeds"]:
+            lines.append(
+                f"| {algo} | {row['run']} | {ci(row['return'])} | {ci(row['vs_threshold'])} | "
+                f"{ci(row['vs_threshold_plus'])} |"
+            )
+        lines.append(
+            f"| {algo} | **across seeds** | {s['mean_over_seeds']:.3f} (sd {s['sd_over_seeds']:.3f}, "
+            f"range {s['min_over_seeds']:.3f} – {s['max_over_seeds']:.3f}) | "
+            f"{s['mean_over_seeds'] - threshold_return:+.3f} | |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_learning_curves(path: Path, runs: dict[str, list[Path]], summary: dict[str, Any]) -> None:
+    """Validation return against training steps per agent and seed, baselines as bands."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, (algo, algo_runs) in enumerate(runs.items()):
+        for k, run in enumerate(algo_runs):
+            npz = run / "eval" / "evaluations.npz"
+            if not npz.is_file():
+                continue
+            data = np.load(npz)
+            ax.plot(
+                data["timesteps"],
+                data["results"].mean(axis=1),
+                color=colors[j % len(colors)],
+                alpha=0.8,
+                marker="o",
+                ms=3,
+                label=algo if k == 0 else None,
+            )
+    for name, color in (("threshold", "grey"), ("threshold_plus", "tab:green"), ("oracle", "tab:purple")):
+        m = summary["policies"].get(name, {}).get("metrics", {}).get("return")
+        if m:
+            ax.axhspan(m["ci_low"], m["ci_high"], color=color, alpha=0.2)
+            ax.axhline(m["mean"], color=color, lw=1, ls="--", label=f"{name} (held-out users)")
+    ax.set_xlabel("training steps (user-visits)")
+    ax.set_ylabel("mean return per user")
+    ax.set_title("Learning curves on validation users; tuned baselines as bands")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    save_png(fig, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run (or finish) the benchmark; returns the exit status."""
+    args = parse_args(argv)
+    level = check_args(args)
+    run_dir = make_run_dir(args.out, "benchmark", args.preset, args.seed)
+    write_provenance(
+        run_dir,
+        {"level": args.level, "budgets": asdict(level), "preset": args.preset, "algos": args.algos},
+        args.seed,
+        ["scripts.benchmark", *(argv or [])],
+    )
+    console.print(f"[bold]benchmark[/bold] {args.level} on {args.preset}: tuning the baselines")
+    tuned = stage_tune(run_dir, args, level)
+    console.print(
+        f"training {', '.join(args.algos)} on {level.train_seeds} seed(s) x {level.timesteps:,} steps"
+    )
+    runs = stage_train(run_dir, args, level)
+    first = runs[args.algos[0]]
+    best_run = max(
+        first,
+        key=lambda r: json.loads((r / "summary.json").read_text()).get("best_validation_mean_reward") or -1e9,
+    )
+    tree = stage_explain(run_dir, args, level, best_run, tuned)
+    eval_dir = stage_evaluate(run_dir, args, level, runs, tree, tuned)
+
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    records = pd.read_parquet(eval_dir / "records.parquet")
+    spread = seed_spread(summary, records, runs)
+    threshold_return = summary["policies"]["threshold"]["metrics"]["return"]["mean"]
+    table = (eval_dir / "table.md").read_text() + spread_markdown(spread, threshold_return)
+    rules = run_dir / "explain" / "rules.txt"
+    if rules.is_file():
+        table += f"\n## What {best_run.name} does, as a tree\n\n```\n{rules.read_text().strip()}\n```\n"
+    atomic_write_bytes(run_dir / "table.md", table.encode())
+    atomic_write_bytes(run_dir / "table.csv", (eval_dir / "table.csv").read_bytes())
+    for name in ("returns.png", "lifecycle.png", "lifecycle_interest.png"):
+        if (eval_dir / name).is_file():
+            atomic_write_bytes(run_dir / name, (eval_dir / name).read_bytes())
+    plot_learning_curves(run_dir / "learning_curves.png", runs, summary)
+    atomic_write_json(
+        run_dir / "summary.json",
+        {
+            "level": args.level,
+            "budgets": asdict(level),
+            "preset": args.preset,
+            "seed": args.seed,
+            "policies": summary["policies"],
+            "tuned": summary["tuned"],
+            "agents": spread,
+            "explained_run": best_run.name,
+            "notes": [
+                *summary.get("notes", []),
+                "agents: the spread across training seeds is separate from the intervals over users",
+            ],
+        },
+    )
+    console.print(spread_markdown(spread, threshold_return))
+    print(f"benchmark written to {run_dir}")
+    return 0
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    run_cli("decaygym-benchmark", main, argv)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,42 @@
+import json
+
+import pytest
+
+from decay_model.errors import ConfigError
+from scripts import benchmark
+
+
+def test_smoke_benchmark_writes_the_report_and_reuses_finished_stages(tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["--level", "smoke", "--preset", "small", "--out", str(out)]
+    assert benchmark.main(argv) == 0
+    for name in ("table.md", "table.csv", "summary.json", "learning_curves.png", "returns.png", "lifecycle.png"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    policies = summary["policies"]
+    for name in ("threshold", "threshold_plus", "oracle", "greedy", "random", "always_show", "ppo_seed0"):
+        assert name in policies, name
+        ret = policies[name]["metrics"]["return"]
+        assert ret["ci_low"] <= ret["mean"] <= ret["ci_high"]
+    assert "diff_vs_threshold" in policies["ppo_seed0"]
+    agent = summary["agents"]["ppo"]
+    assert len(agent["seeds"]) == 1 and agent["seeds"][0]["vs_threshold_plus"]["n"] == 100
+    assert "Agents across training seeds" in (out / "table.md").read_text()
+    # a second run finds every stage done and only rewrites the report
+    stamp = (out / "train" / "ppo_seed0" / "model.zip").stat().st_mtime_ns
+    assert benchmark.main(argv) == 0
+    assert (out / "train" / "ppo_seed0" / "model.zip").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--level", "huge"], "unknown --level"),
+        (["--algos", "sac"], "unknown --algos"),
+        (["--preset", "nope"], "preset"),
+        (["--timesteps", "-5"], "--timesteps must be >= 1"),
+    ],
+)
+def test_bad_arguments_name_the_option(argv, match, tmp_path):
+    with pytest.raises(ConfigError, match=match):
+        benchmark.main([*argv, "--out", str(tmp_path / "x")])
