@@ -10,7 +10,8 @@ def test_smoke_benchmark_writes_the_report_and_reuses_finished_stages(tmp_path, 
     out = tmp_path / "bench"
     argv = ["--level", "smoke", "--preset", "small", "--out", str(out)]
     assert benchmark.main(argv) == 0
-    for name in ("table.md", "table.csv", "summary.json", "learning_curves.png", "returns.png", "lifecycle.png"):
+    files = ("table.md", "table.csv", "summary.json", "learning_curves.png", "returns.png", "lifecycle.png")
+    for name in files:
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     policies = summary["policies"]
