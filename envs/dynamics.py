@@ -402,13 +402,21 @@ class Simulator:
             rows = idle.nonzero()[0]
             engaged[rows, np.argmax(q[rows] / u_eng[rows], axis=1)] = True
         # events of an engaged category: 1 + Geometric with mean events_extra (P(more) = m / (1 + m))
-        extra = state.events_extra[:, None]
+        # (computed only where engaged: about one category in seven)
+        extra = state.events_extra
         log_more = np.log(extra / (1 + extra))
-        n_more = np.floor(np.log(u_cnt) / log_more)
-        events = np.where(engaged, 1 + n_more, 0).astype(F32)
-        buys = (u_buy < -np.expm1(events * self._log1m_buy)).astype(F32)  # at least one purchase
-        x_events = np.where(active, 1 + np.floor(np.log(ue[:, 1]) / log_more), 0).astype(F32)
-        x_buys = (ue[:, 2] < -np.expm1(x_events * self._log1m_buy)).astype(F32)
+        events = np.zeros((n, w), F32)
+        buys = np.zeros((n, w), F32)
+        er, ec = engaged.nonzero()
+        count = np.floor(np.log(u_cnt[er, ec]) / log_more[er]) + 1
+        events[er, ec] = count
+        buys[er, ec] = u_buy[er, ec] < -np.expm1(count * self._log1m_buy)  # at least one purchase
+        x_events = np.zeros((n, MAX_EXPLORE), F32)
+        x_buys = np.zeros((n, MAX_EXPLORE), F32)
+        xr, xc = active.nonzero()
+        count = np.floor(np.log(ue[xr, 1, xc]) / log_more[xr]) + 1
+        x_events[xr, xc] = count
+        x_buys[xr, xc] = ue[xr, 2, xc] < -np.expm1(count * self._log1m_buy)
         x_cat = np.full((n, MAX_EXPLORE), -1, np.int64)
         lift = F32(cfg.engagement_lift)
         now = state.clock_h[:, None]
@@ -436,13 +444,16 @@ class Simulator:
         w, width = cfg.max_user_categories, self.width
         users, tries = active.nonzero()
         # the j-th active try of a user replaces the user's j-th least interesting free category
-        order = np.argsort(np.where(engaged, np.inf, state.interest[:, :w]), axis=1, kind="stable")
+        rows = np.flatnonzero(active.any(axis=1))  # sorted, as ``users`` is
+        free = np.where(engaged[rows], np.inf, state.interest[rows, :w])
+        order = np.argsort(free, axis=1, kind="stable")
+        at = np.searchsorted(rows, users)
         rank = np.cumsum(active, axis=1)[users, tries] - 1
         ok = rank < w - engaged[users].sum(axis=1)  # never more than the free categories
-        users, tries, rank = users[ok], tries[ok], rank[ok]
+        users, tries, rank, at = users[ok], tries[ok], rank[ok], at[ok]
         if not users.size:
             return
-        slot = order[users, rank]
+        slot = order[at, rank]
         # the category: by population share
         new = np.minimum(np.searchsorted(self.share_cdf, u_cat[users, tries]), len(self.share_cdf) - 1)
         x_cat[users, tries] = new
