@@ -33,3 +33,16 @@ def taobao_path() -> Path:
             "the real-data tests need ../shared beside the repo"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def obd_path() -> Path:
+    """The Open Bandit Dataset small version (random and bts logging, 10,000 rows each) beside the repo."""
+    path = SHARED_DATA / "obd_zozotown_small"
+    missing = [name for name in ("random/all/all.csv", "bts/all/all.csv") if not (path / name).is_file()]
+    if missing:
+        pytest.skip(
+            f"{(path / missing[0]).relative_to(REPO_ROOT.parent)} not found: "
+            "the real-data tests need ../shared beside the repo"
+        )
+    return path
