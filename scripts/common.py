@@ -32,10 +32,10 @@ _PACKAGES = (
 )
 
 
-def versions() -> dict[str, str]:
-    """Python and package versions, recorded with every run."""
+def versions(extra: Sequence[str] = ()) -> dict[str, str]:
+    """Python and package versions (the common ones and ``extra``), recorded with every run."""
     out = {"python": platform.python_version()}
-    for name in _PACKAGES:
+    for name in (*_PACKAGES, *extra):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

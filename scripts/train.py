@@ -46,7 +46,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +76,7 @@ from agents.trained import (
 from agents.wrappers import OneAtATimeVecEnv
 from decay_model.artifact import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
-from scripts.common import make_run_dir, progress, run_cli, write_provenance
+from scripts.common import make_run_dir, progress, run_cli, versions, write_provenance
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
@@ -439,16 +438,6 @@ class SeededMaskableEvalCallback(_Reseeded, MaskableEvalCallback):
     """``MaskableEvalCallback`` (masked predictions) on fixed validation users."""
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in _EXTRA_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 @dataclass(frozen=True)
 class TrainResult:
     """What a finished run reports."""
@@ -597,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "valid": seeds.valid_users(settings.seed, settings.eval_users).to_dict(),
                 "model_seed": settings.seed,
             },
-            "versions": _versions(),
+            "versions": versions(_EXTRA_PACKAGES),
         }
         command = list(argv) if argv is not None else sys.argv[1:]
         write_provenance(run_dir, config, settings.seed, ["scripts.train", *command])
