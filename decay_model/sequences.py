@@ -25,6 +25,19 @@ from decay_model.task import HOUR, EvalTask
 
 PAD = 0  # category / behaviour index reserved for padding
 OOV = 1  # category index of categories outside the vocabulary
+#: A pair's events further apart than this start a new session of the user in that category.
+SESSION_GAP_HOURS = 1.0
+#: Candidate features per example, in ``cand_feat`` order (all log1p-scaled): the first five are read by
+#: every NeuralDecay; the last two only with ``session_features`` (see decay_model.neural).
+CAND_FEATURES = (
+    "pair_events",  # the pair's events before T
+    "pair_age",  # hours since the pair's newest event
+    "user_events",  # the user's events before T, any category
+    "user_age",  # hours since the user's newest event
+    "user_day",  # the user's events in the last day (within the max_len read)
+    "pair_sessions",  # the pair's sessions before T (events > SESSION_GAP_HOURS apart)
+    "pair_span",  # hours since the pair's first event
+)
 
 
 class EventIndex:
@@ -59,6 +72,11 @@ class EventIndex:
         self.pair_cat = pc[self.pair_start]
         pair_of_event = np.cumsum(new) - 1
         self._key = pair_of_event * self._span + (self.pair_ts - self._t0)
+        # A session of the pair starts at its first event and after every gap > SESSION_GAP_HOURS;
+        # repeated views inside one visit are one return to the category, not several.
+        gap = np.diff(self.pair_ts, prepend=self.pair_ts[:1])
+        self.pair_new_session = new | (gap > SESSION_GAP_HOURS * HOUR)
+        self.pair_sessions_cum = np.cumsum(self.pair_new_session)  # sessions up to each event, all pairs
 
     def user_pos(self, user_ids: np.ndarray) -> np.ndarray:
         """Row of each user in :attr:`users`; every id must be present."""
@@ -237,6 +255,8 @@ class GroupData:
         hist_age[h_row, h_back] = (np.repeat(c_cut, n_hist) - idx.pair_ts[h_ev]) / HOUR
         hist_beh[h_row, h_back] = idx.pair_beh[h_ev] + 1
         last_age = hist_age[:, 0]
+        first = idx.pair_start[self.cand_pair[cand]]
+        sessions = idx.pair_sessions_cum[h_stop - 1] - idx.pair_sessions_cum[first] + 1
         # The user's own activity right now, over every category: hours since the newest event
         # and events in the last day (within the max_len read).
         user_age = np.zeros(b, dtype=np.float64)
@@ -249,6 +269,8 @@ class GroupData:
                 np.log1p(self.group_n_events[groups])[cand_group],
                 np.log1p(user_age)[cand_group],
                 np.log1p(user_day)[cand_group],
+                np.log1p(sessions),
+                np.log1p((c_cut - idx.pair_ts[first]) / HOUR),
             ],
             axis=1,
         ).astype(np.float32)

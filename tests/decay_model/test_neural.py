@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ import torch
 from decay_model import MODELS, ConfigError, EvalTask, NeuralDecay, load_artifact, save_artifact
 from decay_model.neural import CHECKPOINT, PRESETS, NeuralDecayConfig, preset
 from decay_model.population import check_encoded, summarize_population
-from decay_model.sequences import EventIndex, GroupData, build_vocab
+from decay_model.sequences import CAND_FEATURES, EventIndex, GroupData, build_vocab
 from decay_model.synthetic import SyntheticConfig, generate
 
 
@@ -27,7 +29,7 @@ def fitted(task: EvalTask) -> NeuralDecay:
 
 def test_registered_and_presets() -> None:
     assert MODELS["neural"] is NeuralDecay
-    assert set(PRESETS) == {"tiny", "base", "large"}
+    assert set(PRESETS) == {"tiny", "base", "base_sessions", "large"}
     assert preset("base", seed=4).seed == 4
     with pytest.raises(ConfigError, match="unknown NeuralDecay preset"):
         preset("huge")
@@ -35,6 +37,10 @@ def test_registered_and_presets() -> None:
         NeuralDecayConfig(d_model=30, n_heads=4)
     with pytest.raises(ConfigError, match="unknown keys"):
         NeuralDecay.from_config({"d_model": 32, "colour": "red"})
+    with pytest.raises(ConfigError, match="linear_departures"):
+        NeuralDecayConfig(linear_departures="rate+speed")
+    with pytest.raises(ConfigError, match="linear_departures"):
+        NeuralDecayConfig(linear_departures="rate+rate")
 
 
 def test_batches_are_padded_and_use_only_the_past(task: EvalTask) -> None:
@@ -44,7 +50,7 @@ def test_batches_are_padded_and_use_only_the_past(task: EvalTask) -> None:
     b = 5
     n = int(data.cand_start[5])
     assert batch["seq_cat"].shape == (b, 8) and batch["seq_time"].shape == (b, 8, 2)
-    assert batch["hist_age"].shape == (n, 4) and batch["cand_feat"].shape == (n, 5)
+    assert batch["hist_age"].shape == (n, 4) and batch["cand_feat"].shape == (n, len(CAND_FEATURES))
     # Right-aligned: the newest event sits in the last column, padding (0) on the left.
     assert bool((batch["seq_beh"][:, -1] > 0).all())
     # Every event is strictly before the cutoff: positive ages.
@@ -165,3 +171,70 @@ def test_listwise_term_trains_and_targets_match_ranking(task: EvalTask) -> None:
         task
     )
     assert np.isfinite(model.history[0]["train_loss"])
+
+
+def test_pair_sessions_split_at_gaps_longer_than_an_hour() -> None:
+    import pandas as pd
+
+    hour = 3600
+    # One user, category 7 at 0 h, 0.5 h (same session), 3 h, 10 h; category 8 once at 1 h.
+    times = np.array([0, hour // 2, 3 * hour, 10 * hour, hour]) + 1_000_000
+    events = pd.DataFrame(
+        {
+            "user_id": 1,
+            "item_id": np.arange(5),
+            "category_id": [7, 7, 7, 7, 8],
+            "behavior": np.zeros(5, dtype=np.int8),
+            "timestamp": times,
+        }
+    )
+    index = EventIndex(SimpleNamespace(events=events))
+    frame = pd.DataFrame({"user_id": [1, 1, 1], "category_id": [7, 7, 8], "cutoff": times[[2, 3, 3]] + 1})
+    data = GroupData.from_candidates(index, frame)
+    batch = data.batch(np.arange(data.n_groups), np.array([7, 8]), max_len=8, max_cat_events=8)
+    feat = batch["cand_feat"].numpy()
+    rows = data.cand_row[batch["cand_index"].numpy()]
+    sessions = np.expm1(feat[np.argsort(rows), CAND_FEATURES.index("pair_sessions")])
+    span = np.expm1(feat[np.argsort(rows), CAND_FEATURES.index("pair_span")])
+    np.testing.assert_allclose(sessions, [2, 3, 1], rtol=1e-6)  # (0, 0.5) | 3 ; then | 10 ; one for 8
+    np.testing.assert_allclose(span, [3 + 1 / hour, 10 + 1 / hour, 9 + 1 / hour], rtol=1e-5)
+
+
+def test_exact_prior_starts_at_the_exponential(task: EvalTask) -> None:
+    # A learning rate too small to move anything: the network is its initial self.
+    config = preset("tiny", epochs=1, lr=1e-12, max_cat_events=64, exact_prior=True)
+    model = NeuralDecay(config, device="cpu").fit(task)
+    assert model.prior_model is not None
+    np.testing.assert_allclose(
+        model.predict(task, "valid"), model.prior_model.predict(task, "valid"), rtol=1e-4, atol=1e-6
+    )
+
+
+def test_linear_stage_is_epoch_zero_and_deterministic(task: EvalTask) -> None:
+    config = preset("tiny", epochs=2, session_features=True, exact_prior=True, linear_departures="rate+level")
+    model = NeuralDecay(config, device="cpu").fit(task)
+    assert [h["epoch"] for h in model.history] == [0, 1, 2]
+    assert np.isfinite(model.history[0]["train_loss"])
+    assert model.net is not None and model.net.skip is not None
+    assert float(model.net.skip.weight.abs().sum()) > 0  # the stage moved off the prior
+    params = model.decay_params(task, "valid")
+    assert np.all(np.isfinite(params["lam"])) and params["lam"].min() > 0
+    again = NeuralDecay(config, device="cpu").fit(task)
+    np.testing.assert_array_equal(again.predict(task, "valid"), model.predict(task, "valid"))
+
+
+def test_resume_with_the_linear_stage_matches_uninterrupted(task: EvalTask, tmp_path) -> None:
+    config = preset(
+        "tiny", epochs=3, dropout=0.1, patience=5, session_features=True, linear_departures="rate"
+    )
+    full = NeuralDecay(config, device="cpu", checkpoint_dir=tmp_path / "full").fit(task)
+
+    def kill(epoch: int, batch: int) -> None:
+        if epoch == 1 and batch == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        NeuralDecay(config, device="cpu", checkpoint_dir=tmp_path / "killed", on_batch=kill).fit(task)
+    resumed = NeuralDecay(config, device="cpu", checkpoint_dir=tmp_path / "killed", resume=True).fit(task)
+    assert [h["valid_log_loss"] for h in resumed.history] == [h["valid_log_loss"] for h in full.history]
+    np.testing.assert_array_equal(resumed.predict(task, "valid"), full.predict(task, "valid"))
