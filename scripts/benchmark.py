@@ -11,7 +11,7 @@ One command, four stages, each written into the run folder (``--out``) before th
 2. ``train/<algo>_seed<k>/``: each agent trained for the level's budget with root seeds
    ``--seed`` + k, k < the level's number of training seeds (``decaygym-train``; the model
    with the best validation return is the one evaluated).
-3. ``explain/``: the first agent's best seed distilled into a shallow tree (``decaygym-explain``).
+3. ``tree_<run>/``: the first agent's best seed distilled into a shallow tree (``decaygym-explain``).
 4. ``evaluate/``: every policy on the same held-out evaluation users (``decaygym-evaluate``):
    the baselines, each trained seed and the tree.
 
@@ -185,7 +185,7 @@ def model_path(run: Path) -> Path:
 
 def stage_explain(run_dir: Path, args: argparse.Namespace, level: Level, run: Path, tuned: Path) -> Path:
     """Distil one trained agent into a tree; returns the tree file."""
-    out = run_dir / "explain"
+    out = run_dir / f"tree_{run.name}"  # the folder names the tree's row in the table
     tree = out / "tree.json"
     if not _done(tree):
         explain_script.main(
@@ -351,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spread = seed_spread(summary, records, runs)
     threshold_return = summary["policies"]["threshold"]["metrics"]["return"]["mean"]
     table = (eval_dir / "table.md").read_text() + spread_markdown(spread, threshold_return)
-    rules = run_dir / "explain" / "rules.txt"
+    rules = tree.parent / "rules.txt"
     if rules.is_file():
         table += f"\n## What {best_run.name} does, as a tree\n\n```\n{rules.read_text().strip()}\n```\n"
     atomic_write_bytes(run_dir / "table.md", table.encode())

@@ -23,6 +23,8 @@ def test_smoke_benchmark_writes_the_report_and_reuses_finished_stages(tmp_path, 
     agent = summary["agents"]["ppo"]
     assert len(agent["seeds"]) == 1 and agent["seeds"][0]["vs_threshold_plus"]["n"] == 100
     assert "Agents across training seeds" in (out / "table.md").read_text()
+    assert "tree_ppo_seed0" in policies
+    assert "ppo_seed0 does, as a tree" in (out / "table.md").read_text()
     # a second run finds every stage done and only rewrites the report
     stamp = (out / "train" / "ppo_seed0" / "model.zip").stat().st_mtime_ns
     assert benchmark.main(argv) == 0
