@@ -110,6 +110,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timesteps", type=int, help="override the level's training budget per seed")
     parser.add_argument("--train-seeds", type=int, help="override the level's number of training seeds")
     parser.add_argument("--eval-users", type=int, help="override the level's held-out users")
+    parser.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="train nothing: report the training runs already finished in --out (the missing seeds are "
+        "listed in summary.json), e.g. when the budget ran out before every seed finished",
+    )
     return parser.parse_args(argv)
 
 
@@ -160,9 +166,12 @@ def stage_train(run_dir: Path, args: argparse.Namespace, level: Level) -> dict[s
     for algo in args.algos:
         for k in range(level.train_seeds):
             out = run_dir / "train" / f"{algo}_seed{args.seed + k}"
-            runs.setdefault(algo, []).append(out)
             if _done(out / "summary.json"):
+                runs.setdefault(algo, []).append(out)
                 continue
+            if args.finished_only:
+                continue
+            runs.setdefault(algo, []).append(out)
             argv = ["--out", str(out)]
             if (out / "checkpoints" / "latest.json").is_file():
                 argv.append("--resume")
@@ -338,6 +347,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"training {', '.join(args.algos)} on {level.train_seeds} seed(s) x {level.timesteps:,} steps"
     )
     runs = stage_train(run_dir, args, level)
+    wanted = range(args.seed, args.seed + level.train_seeds)
+    names = {r.name for algo_runs in runs.values() for r in algo_runs}
+    missing = {algo: [k for k in wanted if f"{algo}_seed{k}" not in names] for algo in args.algos}
+    if not all(runs.get(algo) for algo in args.algos):
+        raise ConfigError(
+            f"--finished-only: no finished training run for {', '.join(args.algos)} in {run_dir}"
+        )
     first = runs[args.algos[0]]
     best_run = max(
         first,
@@ -351,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     spread = seed_spread(summary, records, runs)
     threshold_return = summary["policies"]["threshold"]["metrics"]["return"]["mean"]
     table = (eval_dir / "table.md").read_text() + spread_markdown(spread, threshold_return)
+    if any(missing.values()):
+        table += f"\nTraining seeds not finished, left out of this report: {missing}\n"
     rules = tree.parent / "rules.txt"
     if rules.is_file():
         table += f"\n## What {best_run.name} does, as a tree\n\n```\n{rules.read_text().strip()}\n```\n"
@@ -371,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tuned": summary["tuned"],
             "agents": spread,
             "explained_run": best_run.name,
+            "missing_training_seeds": missing,
             "notes": [
                 *summary.get("notes", []),
                 "agents: the spread across training seeds is separate from the intervals over users",

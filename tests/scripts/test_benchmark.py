@@ -43,3 +43,19 @@ def test_smoke_benchmark_writes_the_report_and_reuses_finished_stages(tmp_path, 
 def test_bad_arguments_name_the_option(argv, match, tmp_path):
     with pytest.raises(ConfigError, match=match):
         benchmark.main([*argv, "--out", str(tmp_path / "x")])
+
+
+def test_finished_only_reports_the_runs_that_finished(tmp_path):
+    out = tmp_path / "bench"
+    argv = ["--level", "smoke", "--preset", "small", "--out", str(out), "--train-seeds", "1"]
+    assert benchmark.main(argv) == 0
+    # a second seed was asked for but never trained: --finished-only reports seed 0 and names seed 1
+    assert benchmark.main([*argv[:-1], "2", "--finished-only"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["missing_training_seeds"] == {"ppo": [1]}
+    assert [s["run"] for s in summary["agents"]["ppo"]["seeds"]] == ["ppo_seed0"]
+    assert not (out / "train" / "ppo_seed1").exists()
+    with pytest.raises(ConfigError, match="no finished training run"):
+        benchmark.main(
+            ["--level", "smoke", "--preset", "small", "--out", str(tmp_path / "empty"), "--finished-only"]
+        )
