@@ -244,52 +244,36 @@ def _check_extractor(kwargs: dict[str, Any]) -> None:
         )
 
 
-class PerItemActorCriticPolicy(_PerItemMixin, ActorCriticPolicy):
+class _PerItemInit(_PerItemMixin):
+    """The constructor PPO's, A2C's and MaskablePPO's per-item policies share: checks, then SB3's."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] | str = nn.Tanh,
+        **kwargs: Any,
+    ) -> None:
+        _check_space(observation_space, action_space)
+        _check_extractor(kwargs)
+        super().__init__(  # type: ignore[call-arg]
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=net_arch,
+            activation_fn=activation_class(activation_fn),
+            **kwargs,
+        )
+
+
+class PerItemActorCriticPolicy(_PerItemInit, ActorCriticPolicy):
     """Per-item policy for PPO and A2C (see the module docstring)."""
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        lr_schedule: Schedule,
-        net_arch: list[int] | dict[str, list[int]] | None = None,
-        activation_fn: type[nn.Module] | str = nn.Tanh,
-        **kwargs: Any,
-    ) -> None:
-        _check_space(observation_space, action_space)
-        _check_extractor(kwargs)
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch=net_arch,
-            activation_fn=activation_class(activation_fn),
-            **kwargs,
-        )
 
-
-class PerItemMaskablePolicy(_PerItemMixin, MaskableActorCriticPolicy):
+class PerItemMaskablePolicy(_PerItemInit, MaskableActorCriticPolicy):
     """Per-item policy for MaskablePPO: the masks (``agents.wrappers.action_masks``) act on its logits."""
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        lr_schedule: Schedule,
-        net_arch: list[int] | dict[str, list[int]] | None = None,
-        activation_fn: type[nn.Module] | str = nn.Tanh,
-        **kwargs: Any,
-    ) -> None:
-        _check_space(observation_space, action_space)
-        _check_extractor(kwargs)
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch=net_arch,
-            activation_fn=activation_class(activation_fn),
-            **kwargs,
-        )
 
 
 class PerItemRecurrentPolicy(_PerItemMixin, RecurrentActorCriticPolicy):
