@@ -603,12 +603,8 @@ class Simulator:
         gap = gap.astype(F32)
         state.last_gap_h[:] = gap
         state.clock_h += gap
+        self.fade_interest(state, gap)
         minus_g = -gap[:, None]
-        fade = np.exp(state.lam * minus_g)
-        for arr in (state.interest, state.estimate):
-            arr -= state.floor
-            arr *= fade
-            arr += state.floor
         rates = np.exp(self._fade_rates * minus_g)  # (N, 3): fatigue, satiation, mood
         slots[FATIGUE : SAT + 1] *= rates.T[:2, :, None]
         mood = rates[:, 2]
@@ -640,6 +636,17 @@ class Simulator:
             organic_purchases=organic_buys,
             browsing=browsing,
         )
+
+    def fade_interest(self, state: SimState, hours: NDArray[np.float32]) -> None:
+        """Decay every user's true interest and the system's estimate over ``hours`` (shape (N,)).
+
+        I ← b + (I - b)·e^{-λΔ}: the one place the decay law is applied (visits and the fidelity start).
+        """
+        fade = np.exp(state.lam * -hours[:, None])
+        for arr in (state.interest, state.estimate):
+            arr -= state.floor
+            arr *= fade
+            arr += state.floor
 
     # -- what the agent sees -------------------------------------------------------------
     def predicted_interest(self, state: SimState) -> NDArray[np.float32]:

@@ -353,9 +353,7 @@ def simulate_cohort(
     t0 = last + gap_h * HOUR
     state.last_gap_h[:] = gap_h.astype(np.float32)
     # the encoded interest is as of start: let it fade until the first visit
-    fade = np.exp(-state.lam * ((t0 - start) / HOUR).astype(np.float32)[:, None])
-    for arr in (state.interest, state.estimate):
-        arr[:] = state.floor + (arr - state.floor) * fade
+    sim.fade_interest(state, ((t0 - start) / HOUR).astype(np.float32))
     names = np.asarray([int(c) for c in population.names], dtype=np.int64)
     per_cat = config.items_per_category
     action = np.zeros((n, config.num_slots), np.int64)  # always show
