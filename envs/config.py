@@ -188,8 +188,10 @@ class SimConfig:
     horizon: int = 100
     """Visits per episode (the registry's max_episode_steps; the vector env truncates here)."""
     reencode_every: int = 0
-    """Re-encode users with a neural decay artifact every this many visits; 0 = never.
-    Only 0 is supported until a neural artifact exists (ConfigError otherwise)."""
+    """Every this many visits, re-encode each user's recent simulated events with the neural
+    decay model of ``artifact`` (the shipped one when None) into fresh interest, λ and floor; 0 = never."""
+    reencode_history: int = 64
+    """Recent events kept per user for re-encoding (a ring; the model reads at most its max_len)."""
     artifact: str | None = None
     """Folder of a fitted decay artifact with a population summary to draw users from;
     None = the built-in default population."""
@@ -221,10 +223,8 @@ class SimConfig:
             raise bad("explore_per_visit", f"must be <= MAX_EXPLORE={MAX_EXPLORE}")
         if not isinstance(self.reencode_every, int) or self.reencode_every < 0:
             raise bad("reencode_every", "must be an integer >= 0")
-        if self.reencode_every != 0:
-            raise bad(
-                "reencode_every", "re-encoding needs a neural decay artifact, which does not exist yet; use 0"
-            )
+        if not isinstance(self.reencode_history, int) or self.reencode_history < 1:
+            raise bad("reencode_history", "must be an integer >= 1")
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
@@ -278,6 +278,26 @@ class SimConfig:
                 raise bad(name, "must be in [0, 1]")
         if self.artifact is not None:
             self._check_artifact()
+        if self.reencode_every:
+            self._check_neural()
+
+    def _check_neural(self) -> None:
+        """Re-encoding needs a neural artifact: ``artifact`` or the shipped default."""
+        from decay_model.artifact import read_card
+        from envs.population import PRETRAINED
+
+        folder = str(self.artifact) if self.artifact is not None else str(PRETRAINED)
+        try:
+            model = read_card(folder).get("model")
+        except ArtifactError as exc:
+            raise ConfigError(
+                f"SimConfig.reencode_every={self.reencode_every}: no usable artifact: {exc}"
+            ) from exc
+        if model != "neural":
+            raise ConfigError(
+                f"SimConfig.reencode_every={self.reencode_every}: re-encoding needs a neural decay artifact; "
+                f"{folder} holds a {model!r} model"
+            )
 
     def _check_artifact(self) -> None:
         from decay_model.artifact import load_population

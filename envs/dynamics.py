@@ -53,22 +53,23 @@ at its position's bias × the category estimate × the catalogue's mean click mu
 × (1 - satiation): a cold item reads its category's estimate, and showing it is how the
 system learns what it is worth.
 
-Performance: NumPy array operations only (none a Python loop over users or slots); all
-draws of a visit come from one hash per word. A CUDA/array-API backend is not implemented.
+Performance: the visit, the observation and the refill are compiled loops over users
+(``envs.kernels``, Numba; parallel over users for batches of ``kernels.PARALLEL_FROM`` or
+more), one source for the single env and the vector env. A CUDA backend is not implemented.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
-import threadpoolctl
 from numpy.typing import NDArray
 
-from envs import rng
+from envs import kernels
 from envs.config import MAX_EXPLORE, SimConfig
-from envs.population import Catalogue, Population
+from envs.population import PRETRAINED, Catalogue, Population
+from envs.reencode import ReEncoder
 
 F32 = np.float32
 NEVER_ENGAGED_H = F32(1e6)
@@ -91,15 +92,6 @@ HOURS_SCALE = F32(24.0)
 COUNT_SCALE = F32(5.0)
 AGE_SCALE = F32(720.0)
 
-
-_BLAS_SINGLE_THREAD_FROM = 256
-
-
-@functools.cache
-def _blas_controller() -> threadpoolctl.ThreadpoolController:
-    return threadpoolctl.ThreadpoolController()
-
-
 # per-slot float fields, packed in one (S, N, K) array so that a retired or refilled slot is one write
 # (the first FRESH_FIELDS are set when a candidate arrives; the rest are counters, zeroed on retirement)
 SLOT_FIELDS = (
@@ -115,98 +107,114 @@ SLOT_FIELDS = (
     "fatigue",
     "satiation",
 )
-_S = {name: j for j, name in enumerate(SLOT_FIELDS)}
 APPEAL, BUYP, VALUE, ARRIVED, EXPO, CLICKS, BUYS, SINCE, EXPECTED, FATIGUE, SAT = range(len(SLOT_FIELDS))
 FRESH_FIELDS = EXPO
-
-# words of the visit hash, per user: [0, K) click + reduce coin, [K, 2K) purchase, then these
-_CHURN, _GAP1 = 0, 1
-_USER_WORDS = 2
+COUNTER_FIELDS = ("key", "episode", "visit")
+USER_FIELDS = (
+    "clock_h",
+    "annoyance",
+    "satisfaction",
+    "recent_unanswered",
+    "gap_mu",
+    "events_extra",
+    "last_gap_h",
+)
+CATEGORY_FIELDS = ("lam", "floor", "interest", "estimate", "last_engaged_h")
+_PACKED = {
+    **{name: ("counters", j) for j, name in enumerate(COUNTER_FIELDS)},
+    **{name: ("user", j) for j, name in enumerate(USER_FIELDS)},
+    **{name: ("cats", j) for j, name in enumerate(CATEGORY_FIELDS)},
+    **{name: ("slots", j) for j, name in enumerate(SLOT_FIELDS)},
+}
+assert SLOT_FIELDS.index("satiation") == kernels.SAT and USER_FIELDS.index("last_gap_h") == kernels.LAST_GAP
+assert CATEGORY_FIELDS.index("last_engaged_h") == kernels.LAST_ENGAGED
 
 
 @dataclass
 class SimState:
-    """Everything that changes, as arrays: (N,) per user, (N, W + 1) per user category, (N, K) per slot.
+    """Everything that changes, as a few packed arrays (the compiled step reads them directly).
 
-    Per user: ``key`` (uint32 seed-derived key), ``episode`` and ``visit`` counters, ``clock_h``
-    (hours since the episode began), ``annoyance``, ``satisfaction``, ``recent_unanswered``
-    (halving average of unanswered exposures per visit), ``alive``, ``gap_mu`` (μ_u of the
-    return time), ``events_extra`` (mean events beyond the first per engaged category),
-    ``last_gap_h`` (hours since the previous visit).
-    Per user category (column W is the orphan column): ``cat`` (category index), ``lam``,
-    ``floor``, ``interest`` (true), ``estimate`` (the system's), ``last_engaged_h``.
+    ``counters`` (3, N) uint32: ``key`` (seed-derived), ``episode``, ``visit``.
+    ``user`` (7, N) float32: ``clock_h`` (hours since the episode began), ``annoyance``,
+    ``satisfaction``, ``recent_unanswered`` (halving average of unanswered exposures per visit),
+    ``gap_mu`` (μ_u of the return time), ``events_extra`` (mean events beyond the first per
+    engaged category), ``last_gap_h`` (hours since the previous visit). ``alive`` (N,).
+    ``cat`` (N, W + 1) category index and ``cats`` (5, N, W + 1) float32: ``lam``, ``floor``,
+    ``interest`` (true), ``estimate`` (the system's), ``last_engaged_h``; column W is the orphan column.
     Per slot: ``present``, ``flat_uc`` (index into the flattened (N·(W+1)) user-category arrays),
-    ``item`` (catalogue index) and ``slots``, shape (S, N, K), the float fields ``SLOT_FIELDS``
-    (also readable as attributes, e.g. ``state.exposures``). In an empty slot only the counters
-    are meaningful (all 0); the other fields keep stale values that nothing reads unmasked.
+    ``item`` (catalogue index) and ``slots`` (S, N, K) float32, the ``SLOT_FIELDS``. In an empty slot
+    only the counters are meaningful (all 0); the rest keeps stale values that nothing reads.
+    Recent events, kept only when the config re-encodes users (else H = 0): a ring of H =
+    ``reencode_history`` per user, ``hist_cat`` (category index), ``hist_beh`` (behaviour code),
+    ``hist_time`` (clock hours), and ``hist_n`` (events recorded in the episode).
+
+    Every packed field is also an attribute (a view), e.g. ``state.clock_h`` or ``state.exposures``.
     """
 
-    key: NDArray[np.uint32]
-    episode: NDArray[np.uint32]
-    visit: NDArray[np.uint32]
-    clock_h: NDArray[np.float32]
-    annoyance: NDArray[np.float32]
-    satisfaction: NDArray[np.float32]
-    recent_unanswered: NDArray[np.float32]
-    gap_mu: NDArray[np.float32]
-    events_extra: NDArray[np.float32]
-    last_gap_h: NDArray[np.float32]
+    counters: NDArray[np.uint32]
+    user: NDArray[np.float32]
     alive: NDArray[np.bool_]
     cat: NDArray[np.int32]
-    lam: NDArray[np.float32]
-    floor: NDArray[np.float32]
-    interest: NDArray[np.float32]
-    estimate: NDArray[np.float32]
-    last_engaged_h: NDArray[np.float32]
+    cats: NDArray[np.float32]
     present: NDArray[np.bool_]
     flat_uc: NDArray[np.intp]
     item: NDArray[np.int32]
     slots: NDArray[np.float32]
+    hist_cat: NDArray[np.int32]
+    hist_beh: NDArray[np.int8]
+    hist_time: NDArray[np.float32]
+    hist_n: NDArray[np.int64]
 
     @classmethod
     def allocate(cls, num_users: int, config: SimConfig) -> SimState:
         """Zeroed state for ``num_users`` users (call ``Simulator.reset_users`` before stepping)."""
         n, k, c = num_users, config.num_slots, config.max_user_categories + 1
-        shapes = {
-            "key": ((n,), np.uint32),
-            "episode": ((n,), np.uint32),
-            "visit": ((n,), np.uint32),
-            "alive": ((n,), np.bool_),
-            "cat": ((n, c), np.int32),
-            "present": ((n, k), np.bool_),
-            "flat_uc": ((n, k), np.intp),
-            "item": ((n, k), np.int32),
-            "slots": ((len(SLOT_FIELDS), n, k), F32),
-        }
-        for name in (
-            "clock_h",
-            "annoyance",
-            "satisfaction",
-            "recent_unanswered",
-            "gap_mu",
-            "events_extra",
-            "last_gap_h",
-        ):
-            shapes[name] = ((n,), F32)
-        for name in ("lam", "floor", "interest", "estimate", "last_engaged_h"):
-            shapes[name] = ((n, c), F32)
-        return cls(**{f.name: np.zeros(*shapes[f.name]) for f in fields(cls)})
+        h = config.reencode_history if config.reencode_every else 0
+        return cls(
+            counters=np.zeros((len(COUNTER_FIELDS), n), np.uint32),
+            user=np.zeros((len(USER_FIELDS), n), F32),
+            alive=np.zeros(n, np.bool_),
+            cat=np.zeros((n, c), np.int32),
+            cats=np.zeros((len(CATEGORY_FIELDS), n, c), F32),
+            present=np.zeros((n, k), np.bool_),
+            flat_uc=np.zeros((n, k), np.intp),
+            item=np.zeros((n, k), np.int32),
+            slots=np.zeros((len(SLOT_FIELDS), n, k), F32),
+            hist_cat=np.zeros((n, h), np.int32),
+            hist_beh=np.zeros((n, h), np.int8),
+            hist_time=np.zeros((n, h), F32),
+            hist_n=np.zeros(n, np.int64),
+        )
 
-    def __getattr__(self, name: str) -> NDArray[np.float32]:
-        j = _S.get(name)
-        if j is None:
+    def __getattr__(self, name: str) -> NDArray[np.generic]:
+        where = _PACKED.get(name)
+        if where is None:
             raise AttributeError(name)
-        return self.slots[j]
+        return self.__dict__[where[0]][where[1]]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        where = _PACKED.get(name)
+        if where is None:
+            super().__setattr__(name, value)
+        elif value is not getattr(self, name):  # ``state.x += y`` has written in place already
+            getattr(self, name)[...] = value
 
     @property
     def num_users(self) -> int:
         """N."""
-        return len(self.key)
+        return self.alive.shape[0]
+
+    def history(self) -> tuple[NDArray[np.generic], ...]:
+        """The ring of recent events, in the order the compiled step writes it."""
+        return (self.hist_cat, self.hist_beh, self.hist_time, self.hist_n)
 
     def rows(self, index: NDArray[np.intp]) -> SimState:
         """A copy of some users' state, with ``flat_uc`` renumbered for the copy."""
-        out = {f.name: getattr(self, f.name)[index].copy() for f in fields(self) if f.name != "slots"}
-        out["slots"] = self.slots[:, index].copy()
+        out = {}
+        for f in fields(self):
+            arr = getattr(self, f.name)
+            packed = f.name in ("counters", "user", "cats", "slots")
+            out[f.name] = arr[:, index].copy() if packed else arr[index].copy()
         width = self.cat.shape[1]
         out["flat_uc"] += ((np.arange(len(index)) - index) * width)[:, None]
         return SimState(**out)
@@ -218,8 +226,9 @@ class Browsing:
 
     ``engaged_events`` (N, W): events per tracked category (0 = not engaged), read against
     ``state.cat`` after the step (engaged categories are never replaced in the same visit);
-    ``engaged_buys`` (N, W): purchases among them; ``explore_cat`` (N, MAX_EXPLORE): category index
-    of each new category engaged, -1 for none; ``explore_events`` / ``explore_buys`` (N, MAX_EXPLORE).
+    ``engaged_buys`` (N, W): 1 where at least one of them was a purchase; ``explore_cat``
+    (N, MAX_EXPLORE): category index of each new category engaged, -1 for none;
+    ``explore_events`` / ``explore_buys`` (N, MAX_EXPLORE).
     """
 
     engaged_events: NDArray[np.float32]
@@ -228,13 +237,33 @@ class Browsing:
     explore_events: NDArray[np.float32]
     explore_buys: NDArray[np.float32]
 
+    @classmethod
+    def allocate(cls, num_users: int, width: int) -> Browsing:
+        """Arrays for ``num_users`` users tracking ``width`` categories (the step fills every entry)."""
+        n, e = num_users, MAX_EXPLORE
+        return cls(
+            np.zeros((n, width), F32), np.zeros((n, width), F32), np.full((n, e), -1, np.int64),
+            np.zeros((n, e), F32), np.zeros((n, e), F32),
+        )  # fmt: skip
+
+    def arrays(self) -> tuple[NDArray[np.generic], ...]:
+        """The arrays in the order the compiled step writes them."""
+        return (
+            self.engaged_events,
+            self.engaged_buys,
+            self.explore_cat,
+            self.explore_events,
+            self.explore_buys,
+        )
+
 
 @dataclass
 class StepResult:
     """What one visit produced, per user (shape (N,)).
 
     ``reward`` = ``click_reward`` + ``purchase_reward`` - ``slot_cost``; ``organic_events`` and
-    ``organic_purchases`` count the user's own browsing (not rewarded); ``browsing`` details it.
+    ``organic_purchases`` count the user's own browsing (not rewarded); ``browsing`` details it
+    when the step was asked for it (``Simulator.step(..., browsing=True)``), else None.
     """
 
     reward: NDArray[np.float32]
@@ -248,7 +277,7 @@ class StepResult:
     gap_h: NDArray[np.float32]
     organic_events: NDArray[np.float32]
     organic_purchases: NDArray[np.float32]
-    browsing: Browsing
+    browsing: Browsing | None
 
 
 class Simulator:
@@ -263,65 +292,75 @@ class Simulator:
         self.config = config
         self.population = population if population is not None else Population.from_config(config)
         self.catalogue = Catalogue.build(config, self.population.num_categories)
-        k, m, w = config.num_slots, config.exposure_slots, config.max_user_categories
-        self.width = w + 1
-        self.num_words = 2 * k + _USER_WORDS + 3 * w + 4 * MAX_EXPLORE
-        self.salt_visit = rng.salt(rng.DRAW_VISIT, self.num_words)[None, :]
-        self.salt_fresh = rng.salt(rng.DRAW_FRESH, 3 * k).reshape(k, 3)
+        k, m = config.num_slots, config.exposure_slots
+        self.width = config.max_user_categories + 1
         # per catalogue item, the slot fields a fresh candidate starts with (before its appeal)
         cat_ = self.catalogue
         self.item_table = np.stack(  # fields APPEAL..VALUE
             [config.click_scale * cat_.quality, config.purchase_rate * cat_.quality, cat_.value]
         ).astype(F32)
         # log-appeal ~ logistic with sd appeal_sd: (u / (1 - u))^(sd·√3/π)
-        self._appeal_scale = config.appeal_sd * np.sqrt(3.0) / np.pi
-        s = float(self._appeal_scale)
+        s = config.appeal_sd * np.sqrt(3.0) / np.pi
         mean_appeal = np.pi * s / np.sin(np.pi * s) if 0 < s < 1 else 1.0  # E[(u/(1-u))^s]
         # the system's prior click multiplier of a cold item: the catalogue's mean, times the mean appeal
         self.mean_click_mult = F32(float(self.item_table[APPEAL].mean()) * mean_appeal)
-        # reduce coin: low 8 bits of the click hash below this threshold
-        self.reduce_threshold = np.uint32(round(config.reduce_display_prob * 256))
         # bias_table[p] for 1-based position p <= M is 2^24 / log2(1 + p) (the 2^24 matches the 24-bit
-        # uniforms); index 0 (not marked for display) and M+1..K (no position left) give 0
+        # uniforms); index 0 (not displayed) and M+1..K+1 (no position left) give 0
         positions = np.arange(1, m + 1, dtype=np.float64)
         bias = np.zeros(k + 2)
         bias[1 : m + 1] = 1.0 / np.log2(1.0 + positions)
         self.bias_table = (bias * 2.0**24).astype(F32)
-        self.crowd_table = (config.crowding ** np.maximum(np.arange(m + 2) - 1, 0)).astype(F32)
-        tri = np.triu(np.ones((k, k), F32))  # x @ tri = cumulative sum along slots
-        self.position_matrix = np.block([[tri, np.ones((k, k), F32)], [np.zeros((k, k), F32), tri]])
+        self.crowd_table = (config.crowding ** np.maximum(np.arange(k + 2) - 1, 0)).astype(F32)
         pop = self.population
-        self.share_cdf = np.cumsum(pop.share).astype(F32)
-        self.share_cdf[-1] = 1.0
-        self.cat_lam = np.exp(pop.log_lam_mean).clip(1e-6, 1e3).astype(F32)
-        self.cat_floor = (1.0 / (1.0 + np.exp(-pop.logit_floor_mean))).astype(F32)
-        self._fade_rates = np.array(
-            [
-                np.log(2.0) / config.fatigue_halflife_h,
-                1.0 / config.repurchase_cycle_h,
-                np.log(2.0) / config.mood_halflife_h,
-            ],
-            F32,
+        share_cdf = np.cumsum(pop.share).astype(F32)
+        share_cdf[-1] = 1.0
+        cat_lam = np.exp(pop.log_lam_mean).clip(1e-6, 1e3).astype(F32)
+        cat_floor = (1.0 / (1.0 + np.exp(-pop.logit_floor_mean))).astype(F32)
+        gap_quantiles = np.asarray(config.gap_residual_quantiles, np.float64)
+        self._tables = (
+            self.item_table,
+            self.bias_table,
+            self.crowd_table,
+            share_cdf,
+            cat_lam,
+            cat_floor,
+            gap_quantiles,
         )
-        # added to a clicked slot's fields
-        self._click_delta = np.zeros(len(SLOT_FIELDS), F32)
-        self._click_delta[[CLICKS, FATIGUE]] = [1.0, -config.fatigue_per_exposure]
-        self.gap_quantiles = np.asarray(config.gap_residual_quantiles, np.float64)
-        self.gap_probs = np.linspace(0.0, 1.0, len(self.gap_quantiles))
-        self._log1m_buy = F32(np.log1p(-min(config.organic_purchase_rate, 1 - 1e-6)))
+        derived = {
+            "width": self.width,
+            "reduce_threshold": round(config.reduce_display_prob * 256),  # low 8 bits of the click word
+            "explore_chance": config.explore_per_visit / MAX_EXPLORE,  # per try
+            "log1m_organic_buy": np.log1p(-min(config.organic_purchase_rate, 1 - 1e-6)),
+            "mean_click_mult": self.mean_click_mult,
+            "appeal_power": s,
+            "fatigue_rate": np.log(2.0) / config.fatigue_halflife_h,
+            "satiation_rate": 1.0 / config.repurchase_cycle_h,
+            "mood_rate": np.log(2.0) / config.mood_halflife_h,
+        }
+        self._work: dict[str, Any] | None = None
+        self.reencoder: ReEncoder | None = None
+        if config.reencode_every:
+            folder = config.artifact if config.artifact is not None else PRETRAINED
+            self.reencoder = ReEncoder.from_artifact(folder, self.population.names)
+        self._params = np.array(
+            [derived[name] if name in derived else getattr(config, name) for name in kernels.PARAM_FIELDS],
+            np.float64,
+        )
 
     # -- episodes ------------------------------------------------------------------------
     def reset_users(self, state: SimState, rows: NDArray[np.intp]) -> None:
         """Start a new user (episode ``state.episode[rows]``) in each given row, with K fresh candidates."""
         if len(rows) == 0:
             return
+        rows = np.asarray(rows, np.intp)
         cfg = self.config
         w = cfg.max_user_categories
         drawn = self.population.draw(cfg, state.key[rows], state.episode[rows])
-        for name in ("cat", "lam", "floor", "interest", "estimate"):
-            getattr(state, name)[rows, :w] = drawn[name]
-        orphan = F32(cfg.orphan_interest)
+        state.cat[rows, :w] = drawn["cat"]
         state.cat[rows, w] = -1
+        for j, name in enumerate(CATEGORY_FIELDS[:4]):
+            state.cats[j, rows, :w] = drawn[name]
+        orphan = F32(cfg.orphan_interest)
         state.lam[rows, w] = 0.0
         for name in ("floor", "interest", "estimate"):
             getattr(state, name)[rows, w] = orphan
@@ -333,331 +372,75 @@ class Simulator:
         for name in ("visit", "clock_h", "annoyance", "satisfaction", "recent_unanswered"):
             getattr(state, name)[rows] = 0
         state.alive[rows] = True
-        state.slots[FRESH_FIELDS:, rows] = 0
-        k = cfg.num_slots
-        flat = (rows[:, None] * k + np.arange(k)[None, :]).ravel()
-        self._fill(state, flat)
-
-    def _fill(self, state: SimState, flat: NDArray[np.intp], base: NDArray[np.uint32] | None = None) -> None:
-        """Put a fresh, cold candidate into each given slot (flat index user·K + slot).
-
-        ``base`` is the per-user stream of the visit the candidates arrive at (computed if None).
-        """
-        cfg = self.config
-        k, w, per_cat = cfg.num_slots, cfg.max_user_categories, cfg.items_per_category
-        width = self.width
-        user = flat // k
-        if base is None:
-            base_u = rng.stream(state.key[user], state.episode[user], state.visit[user], rng.DRAW_FRESH)
-        else:
-            base_u = base[user]
-        u = rng.to_unit(rng.mix(base_u[:, None] + self.salt_fresh[flat - user * k]))  # (n, 3)
-        # category in proportion to the system's estimate of the user's tracked interests
-        weight = state.estimate[user, :w]
-        cdf = np.cumsum(weight, axis=1)
-        ucat = np.einsum("nc->n", (cdf < u[:, :1] * cdf[:, -1:]).astype(F32)).astype(np.intp)
-        flat_uc = user * width + np.minimum(ucat, w - 1)
-        cat = state.cat.ravel()[flat_uc]
-        item = cat * per_cat + np.minimum((u[:, 1] * per_cat).astype(np.intp), per_cat - 1)
-        values = np.empty((FRESH_FIELDS, len(flat)), F32)
-        values[APPEAL : VALUE + 1] = self.item_table[:, item]  # hidden appeal·quality, purchase chance, value
-        u2 = u[:, 2]
-        values[APPEAL] *= (u2 / (1 - u2)) ** F32(self._appeal_scale)  # e^{logistic}: hidden appeal
-        values[ARRIVED] = state.clock_h[user]
-        state.slots.reshape(len(SLOT_FIELDS), -1)[:FRESH_FIELDS, flat] = values  # counters are already 0
-        state.present.ravel()[flat] = True
-        state.flat_uc.ravel()[flat] = flat_uc
-        state.item.ravel()[flat] = item
+        state.hist_n[rows] = 0
+        kernels.kernel("fill", len(rows))(
+            rows, self._params, self.item_table, state.counters, state.user, state.cat, state.cats,
+            state.present, state.flat_uc, state.item, state.slots,
+        )  # fmt: skip
 
     # -- one visit -----------------------------------------------------------------------
-    def step(self, state: SimState, action: NDArray[np.integer]) -> StepResult:
+    def step(self, state: SimState, action: NDArray[np.integer], *, browsing: bool = False) -> StepResult:
         """Apply one visit's actions (shape (N, K), values 0/1/2) to every user; mutates ``state``.
 
-        Users with ``alive`` False are stepped too (the callers reset or ignore them).
+        Users with ``alive`` False are stepped too (the callers reset or ignore them). With
+        ``browsing=True`` the result carries the user's own browsing in detail (``StepResult.browsing``,
+        for reports such as the fidelity check); otherwise it is written to scratch and left out.
         """
-        if len(action) < _BLAS_SINGLE_THREAD_FROM:
-            return self._step(state, action)
-        # the one matrix product per step is small; BLAS threads waking up per call cost far more
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            return self._step(state, action)
-
-    def _browse(self, state: SimState, words: NDArray[np.uint32]) -> tuple[Browsing, NDArray[np.float32]]:
-        """Step 1: the user's own browsing this visit; returns it and the organic event count."""
-        cfg = self.config
-        n = state.num_users
-        w = cfg.max_user_categories
-        u = rng.to_unit(words)  # (N, 3W + 4E): engage, count, buy per tracked category; explore x 4
-        u_eng, u_cnt, u_buy = u[:, :w], u[:, w : 2 * w], u[:, 2 * w : 3 * w]
-        tracked = state.interest[:, :w]
-        # 1 - (1 - I)^{κΔ/24}: the 24 h engagement chance as a hazard over the gap since the last visit
-        expo = F32(cfg.engagement_scale) * (state.last_gap_h / F32(24.0)) ** F32(cfg.engagement_gap_power)
-        q = -np.expm1(expo[:, None] * np.log1p(-np.minimum(tracked, F32(1 - 1e-6))))
-        engaged = u_eng < q
-        # new categories: each of MAX_EXPLORE tries engages one with chance explore_per_visit / MAX_EXPLORE
-        ue = u[:, 3 * w :].reshape(n, 4, MAX_EXPLORE)  # active, events, buy, category
-        active = ue[:, 0] < F32(cfg.explore_per_visit / MAX_EXPLORE)
-        # a visit is a visit because something was browsed: with nothing else, the nearest miss is engaged
-        idle = ~(engaged.any(axis=1) | active.any(axis=1))
-        if idle.any():
-            rows = idle.nonzero()[0]
-            engaged[rows, np.argmax(q[rows] / u_eng[rows], axis=1)] = True
-        # events of an engaged category: 1 + Geometric with mean events_extra (P(more) = m / (1 + m))
-        # (computed only where engaged: about one category in seven)
-        extra = state.events_extra
-        log_more = np.log(extra / (1 + extra))
-        events = np.zeros((n, w), F32)
-        buys = np.zeros((n, w), F32)
-        er, ec = engaged.nonzero()
-        count = np.floor(np.log(u_cnt[er, ec]) / log_more[er]) + 1
-        events[er, ec] = count
-        buys[er, ec] = u_buy[er, ec] < -np.expm1(count * self._log1m_buy)  # at least one purchase
-        x_events = np.zeros((n, MAX_EXPLORE), F32)
-        x_buys = np.zeros((n, MAX_EXPLORE), F32)
-        xr, xc = active.nonzero()
-        count = np.floor(np.log(ue[xr, 1, xc]) / log_more[xr]) + 1
-        x_events[xr, xc] = count
-        x_buys[xr, xc] = ue[xr, 2, xc] < -np.expm1(count * self._log1m_buy)
-        x_cat = np.full((n, MAX_EXPLORE), -1, np.int64)
-        lift = F32(cfg.engagement_lift)
-        now = state.clock_h[:, None]
-        if engaged.any():
-            for arr in (state.interest, state.estimate):
-                view = arr[:, :w]
-                np.add(view, lift * (1 - view), out=view, where=engaged)
-            np.copyto(state.last_engaged_h[:, :w], now, where=engaged)
-        if active.any():
-            self._explore(state, engaged, active, ue[:, 3], x_cat)
-        organic = np.einsum("nc->n", events) + np.einsum("nc->n", x_events)
-        browsing = Browsing(events, buys, x_cat, x_events, x_buys)
-        return browsing, organic
-
-    def _explore(
-        self,
-        state: SimState,
-        engaged: NDArray[np.bool_],
-        active: NDArray[np.bool_],
-        u_cat: NDArray[np.float32],
-        x_cat: NDArray[np.int64],
-    ) -> None:
-        """New categories replace the least-interesting tracked ones not engaged this visit."""
-        cfg = self.config
-        w, width = cfg.max_user_categories, self.width
-        users, tries = active.nonzero()
-        # the j-th active try of a user replaces the user's j-th least interesting free category
-        rows = np.flatnonzero(active.any(axis=1))  # sorted, as ``users`` is
-        free = np.where(engaged[rows], np.inf, state.interest[rows, :w])
-        order = np.argsort(free, axis=1, kind="stable")
-        at = np.searchsorted(rows, users)
-        rank = np.cumsum(active, axis=1)[users, tries] - 1
-        ok = rank < w - engaged[users].sum(axis=1)  # never more than the free categories
-        users, tries, rank, at = users[ok], tries[ok], rank[ok], at[ok]
-        if not users.size:
-            return
-        slot = order[at, rank]
-        # the category: by population share
-        new = np.minimum(np.searchsorted(self.share_cdf, u_cat[users, tries]), len(self.share_cdf) - 1)
-        x_cat[users, tries] = new
-        flat_uc = users * width + slot
-        replaced = np.zeros(state.cat.size, bool)
-        replaced[flat_uc] = True
-        orphans = replaced[state.flat_uc] & state.present
-        if orphans.any():
-            rows = orphans.nonzero()[0]
-            state.flat_uc[orphans] = rows * width + w
-        floor = self.cat_floor[new]
-        start = floor + F32(cfg.engagement_lift) * (1 - floor)
-        for name, value in (
-            ("cat", new),
-            ("lam", self.cat_lam[new]),
-            ("floor", floor),
-            ("interest", start),
-            ("estimate", start),
-            ("last_engaged_h", state.clock_h[users]),
-        ):
-            getattr(state, name).ravel()[flat_uc] = value
-
-    def _step(self, state: SimState, action: NDArray[np.integer]) -> StepResult:
-        cfg = self.config
-        n, k = action.shape
-        w, width = cfg.max_user_categories, self.width
-        present = state.present
-        slots = state.slots
-
-        # every draw of this visit from one hash: per slot (click | reduce coin), per slot purchase,
-        # then churn and the return gap per user, then the browsing words
-        base = rng.stream(state.key, state.episode, state.visit, rng.DRAW_VISIT)
-        x = base[:, None] + self.salt_visit
-        rng.mix(x)
-        stride = self.num_words
-
-        # 1. browsing
-        browsing, organic = self._browse(state, x[:, 2 * k + _USER_WORDS :].copy())
-        organic_buys = np.einsum("nc->n", browsing.engaged_buys) + np.einsum("nc->n", browsing.explore_buys)
-
-        # 2. retire
-        retire = action == 2
-        retire &= present
-        retired = retire.ravel().nonzero()[0]
-        flat_slots = slots.reshape(len(SLOT_FIELDS), n * k)  # (S, N·K) view: one index per slot
-        if retired.size:
-            present.ravel()[retired] = False
-            flat_slots[FRESH_FIELDS:, retired] = 0  # the counters; the rest is overwritten on arrival
-
-        # 3. exposure: 1-based positions; show first (slot order), then the reduce items that won their coin
-        x_slot = x[:, :k]
-        show = action == 0
-        show &= present
-        red = action == 1
-        red &= present
-        red &= (x_slot & np.uint32(255)) < self.reduce_threshold
-        # display positions from one product: [show | red] @ [[tri, 1], [0, tri]] gives per slot the number
-        # of show items up to it and (all show items + reduce items up to it)
-        marked = np.concatenate((show, red), axis=1).astype(F32)
-        both = marked @ self.position_matrix
-        cs = both[:, :k]
-        both *= marked  # keep the count of each slot's own kind
-        cs += both[:, k:]  # the 1-based position of every candidate marked for display, 0 elsewhere
-        bias = self.bias_table.take(cs.astype(np.intp))  # 0 for position 0 and beyond M
-        shown = bias > 0
-        shown_f = shown.astype(F32)
-
-        # 4. response
-        flat_uc = state.flat_uc
-        per_cat = np.bincount(flat_uc.ravel(), weights=shown_f.ravel(), minlength=n * width)
-        p = self.crowd_table.take(per_cat.take(flat_uc).astype(np.intp))
-        p *= state.interest.ravel().take(flat_uc)
-        p *= slots[APPEAL]
-        p *= bias
-        tmp = np.exp(-slots[FATIGUE])
-        p *= tmp
-        avail = 1 - slots[SAT]
-        p *= avail
-        click = (x_slot >> np.uint32(8)).astype(F32) < p
-        clicked = click.ravel().nonzero()[0]
-        # what the system expected of these exposures, at mult 1 (the 2^-24 undoes the table's scale)
-        expected = state.estimate.ravel().take(flat_uc)
-        expected *= bias
-        expected *= avail
-        expected *= F32(2.0**-24) * self.mean_click_mult
-        slots[EXPECTED] += expected
-
-        # 5. reward
-        n_shown = np.einsum("nk->n", shown_f)
-        cost = F32(cfg.slot_cost) * n_shown
-        zero = np.zeros(n, F32)
-        n_click, n_buy, purchase_reward = zero, zero, zero
-
-        # 6. updates: every shown item counts as unanswered first, then clicked ones are corrected
-        slots[EXPO : SINCE + 1 : SINCE - EXPO] += shown_f  # exposures and exposures since the last click
-        shown_f *= F32(cfg.fatigue_per_exposure)
-        slots[FATIGUE] += shown_f
-        if clicked.size:
-            cu = clicked // k
-            n_click = np.bincount(cu, minlength=n).astype(F32)
-            # purchase | click: top 24 bits of the slot's purchase word against purchase_rate·quality·(1-sat)
-            u_buy = (x.ravel()[cu * stride + k + (clicked - cu * k)] >> np.uint32(8)).astype(F32)
-            buy = u_buy < flat_slots[BUYP, clicked] * avail.ravel()[clicked] * F32(2**24)
-            bought = clicked[buy]
-            if bought.size:
-                bu = cu[buy]
-                n_buy = np.bincount(bu, minlength=n).astype(F32)
-                purchase_reward = F32(cfg.purchase_value_scale) * np.bincount(
-                    bu, weights=flat_slots[VALUE, bought], minlength=n
-                ).astype(F32)
-                flat_slots[BUYS, bought] += 1
-                flat_slots[SAT, bought] = cfg.purchase_satiation
-            # the click count grows; the fatigue is undone
-            flat_slots[:, clicked] += self._click_delta[:, None]
-            flat_slots[SINCE, clicked] = 0
-            lifts = np.bincount(flat_uc.ravel()[clicked], minlength=n * width).reshape(n, width)
-            lifts[:, w] = 0  # the orphan column keeps its constant interest
-            lifted = lifts > 0  # only these change: a user's numbers must not depend on other users' clicks
-            factor = ((1 - cfg.click_lift) ** lifts).astype(F32)
-            for arr in (state.interest, state.estimate):  # the system sees the click, too
-                kept = (1 - arr) * factor
-                np.subtract(F32(1), kept, out=arr, where=lifted)
-            np.copyto(state.last_engaged_h, state.clock_h[:, None], where=lifted)
-            state.satisfaction += F32(cfg.satisfaction_per_click) * n_click
-            state.satisfaction += F32(cfg.satisfaction_per_purchase) * n_buy
-        click_reward = F32(cfg.click_value) * n_click
-        n_unanswered = n_shown - n_click
-        state.annoyance += F32(cfg.annoyance_per_exposure) * n_unanswered
-        state.recent_unanswered *= F32(0.5)
-        state.recent_unanswered += n_unanswered
-
-        # 7. churn and 8. the gap to the next visit
-        u = rng.to_unit(x[:, 2 * k : 2 * k + _USER_WORDS])
-        logit = (
-            cfg.churn_logit
-            + cfg.churn_annoyance * state.annoyance
-            - cfg.churn_satisfaction * state.satisfaction
-        )
-        # clipped so that exp cannot overflow for a very satisfied (or annoyed) user
-        churned = u[:, _CHURN] * (1 + np.exp(-np.clip(logit, -60.0, 60.0))) < 1
-        state.alive &= ~churned
-        resid = np.interp(u[:, _GAP1], self.gap_probs, self.gap_quantiles).astype(F32)
-        gap = np.exp(state.gap_mu + resid)
-        floor_f = F32(cfg.return_gap_min_fraction)
-        gap *= floor_f + (1 - floor_f) * np.exp(F32(-cfg.return_satisfaction) * state.satisfaction)
-        gap += F32(cfg.session_gap_h)
-        gap = gap.astype(F32)
-        state.last_gap_h[:] = gap
-        state.clock_h += gap
-        self.fade_interest(state, gap)
-        minus_g = -gap[:, None]
-        rates = np.exp(self._fade_rates * minus_g)  # (N, 3): fatigue, satiation, mood
-        slots[FATIGUE : SAT + 1] *= rates.T[:2, :, None]
-        mood = rates[:, 2]
-        state.annoyance *= mood
-        state.satisfaction *= mood
-
-        # 9. retrieval for the next visit: the lowest empty slots, at most R of them
-        state.visit += np.uint32(1)
-        if not present.all():
-            empty = ~present
-            n_empty = np.einsum("nk->n", empty.astype(F32))
-            over = (n_empty > cfg.fresh_per_visit).nonzero()[0]
-            if over.size:  # more empty slots than fresh candidates: only the lowest R are filled
-                rank = np.cumsum(empty[over], axis=1)
-                empty[over] &= rank <= cfg.fresh_per_visit
-            self._fill(state, empty.ravel().nonzero()[0], base)
-
+        n = action.shape[0]
+        scratch = self._scratch(n)
+        detail = Browsing.allocate(n, self.config.max_user_categories) if browsing else scratch["browsing"]
+        churned = np.empty(n, np.bool_)
+        out = scratch["out"]
+        kernels.kernel("step", n)(
+            np.ascontiguousarray(action), self._params, self._tables, state.counters, state.user,
+            state.alive, state.cat, state.cats, state.present, state.flat_uc, state.item, state.slots,
+            scratch["bias"], out, churned, detail.arrays(), state.history(),
+        )  # fmt: skip
+        if self.reencoder is not None:
+            due = np.flatnonzero((state.visit % np.uint32(self.config.reencode_every) == 0) & state.alive)
+            if due.size:
+                self.reencoder(state, due)
+        cols = out.T.copy()  # (NUM_OUT, N): the caller's to keep
         return StepResult(
-            reward=click_reward + purchase_reward - cost,
-            click_reward=click_reward,
-            purchase_reward=purchase_reward,
-            slot_cost=cost,
-            clicks=n_click,
-            purchases=n_buy,
-            slots_used=n_shown,
+            reward=cols[kernels.OUT_REWARD],
+            click_reward=cols[kernels.OUT_CLICK_REWARD],
+            purchase_reward=cols[kernels.OUT_PURCHASE_REWARD],
+            slot_cost=cols[kernels.OUT_SLOT_COST],
+            clicks=cols[kernels.OUT_CLICKS],
+            purchases=cols[kernels.OUT_PURCHASES],
+            slots_used=cols[kernels.OUT_SLOTS_USED],
             churned=churned,
-            gap_h=gap,
-            organic_events=organic,
-            organic_purchases=organic_buys,
-            browsing=browsing,
+            gap_h=cols[kernels.OUT_GAP_H],
+            organic_events=cols[kernels.OUT_ORGANIC_EVENTS],
+            organic_purchases=cols[kernels.OUT_ORGANIC_PURCHASES],
+            browsing=detail if browsing else None,
         )
+
+    def _scratch(self, n: int) -> dict[str, Any]:
+        """Work arrays for a batch of n users, kept between steps (fresh large arrays cost page faults)."""
+        if self._work is None or self._work["out"].shape[0] != n:
+            k, w = self.config.num_slots, self.config.max_user_categories
+            self._work = {
+                "out": np.zeros((n, kernels.NUM_OUT), F32),
+                "bias": np.zeros((n, k), F32),
+                "browsing": Browsing.allocate(n, w),
+            }
+        return self._work
 
     def fade_interest(self, state: SimState, hours: NDArray[np.float32]) -> None:
         """Decay every user's true interest and the system's estimate over ``hours`` (shape (N,)).
 
-        I ← b + (I - b)·e^{-λΔ}: the one place the decay law is applied (visits and the fidelity start).
+        I ← b + (I - b)·e^{-λΔ}: the same compiled code as between visits (used for the fidelity start).
         """
-        fade = np.exp(state.lam * -hours[:, None])
-        for arr in (state.interest, state.estimate):
-            arr -= state.floor
-            arr *= fade
-            arr += state.floor
+        hours = np.ascontiguousarray(hours, F32)
+        kernels.kernel("fade", len(hours))(hours, state.cats)
 
     # -- what the agent sees -------------------------------------------------------------
     def predicted_interest(self, state: SimState) -> NDArray[np.float32]:
-        """The system's estimate per slot (observation block 0 before masking), shape (N, K)."""
-        slots = state.slots
-        alpha = F32(self.config.estimate_prior_clicks)
-        est = state.estimate.ravel().take(state.flat_uc)
-        est *= slots[CLICKS] + alpha
-        est /= slots[EXPECTED] + alpha
-        est *= 1 - slots[SAT]
-        return np.minimum(est, F32(1), out=est)
+        """The system's estimate per slot (observation block 0; 0 in empty slots), shape (N, K)."""
+        obs = np.empty((state.num_users, self.config.obs_size), F32)
+        self.observe(state, obs)
+        return obs[:, : self.config.num_slots].copy()
 
     def observe(
         self, state: SimState, out: NDArray[np.float32], rows: NDArray[np.intp] | None = None
@@ -667,40 +450,11 @@ class Simulator:
         Layout (feature-major): block f = ``out[:, f*K:(f+1)*K]`` holds feature ``ITEM_FEATURES[f]``
         of the K candidates; the last U entries are ``USER_FEATURES``. Every value is in [0, 1].
         """
-        if rows is not None:
-            view = np.empty((len(rows), out.shape[1]), F32)
-            self.observe(state.rows(rows), view)
-            out[rows] = view
-            return
-        cfg = self.config
-        k = cfg.num_slots
-        n = state.num_users
-        nf = len(ITEM_FEATURES)
-        blocks = out[:, : k * nf].reshape(n, nf, k)
-        slots = state.slots
-        present = state.present.astype(F32)
-        np.multiply(self.predicted_interest(state), present, out=blocks[:, 0])
-        since = state.last_engaged_h.ravel().take(state.flat_uc)
-        np.subtract(state.clock_h[:, None], since, out=since)
-        tmp = since + HOURS_SCALE
-        np.divide(since, tmp, out=since)
-        np.multiply(since, present, out=blocks[:, 1])
-        counts = slots[EXPO : SINCE + 1]  # exposures, clicks, purchases, since_click: (4, N, K)
-        np.divide(counts, counts + COUNT_SCALE, out=blocks[:, 2:6].transpose(1, 0, 2))
-        np.subtract(F32(1), present, out=blocks[:, 6])
-        age = state.clock_h[:, None] - slots[ARRIVED]
-        np.add(age, AGE_SCALE, out=tmp)
-        np.divide(age, tmp, out=tmp)
-        np.multiply(tmp, present, out=blocks[:, 7])
-        value = slots[VALUE]
-        np.add(value, F32(1), out=tmp)
-        np.divide(value, tmp, out=tmp)
-        np.multiply(tmp, present, out=blocks[:, 8])
-        user = out[:, k * nf :]
-        v = state.visit.astype(F32)
-        user[:, 0] = v / (v + F32(cfg.horizon))
-        user[:, 1] = state.recent_unanswered / (state.recent_unanswered + F32(cfg.exposure_slots))
-        user[:, 2] = (k - np.einsum("nk->n", present)) / F32(k)
+        rows = np.arange(state.num_users) if rows is None else np.asarray(rows, np.intp)
+        kernels.kernel("observe", len(rows))(
+            rows, out, self._params, state.counters, state.user, state.cats, state.present,
+            state.flat_uc, state.slots,
+        )  # fmt: skip
 
     def hidden(self, state: SimState) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """The hidden truth per slot, for the oracle baseline only; 0 for empty slots.

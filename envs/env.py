@@ -116,6 +116,14 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
     default, or real users bootstrapped with ``population=Population.from_encoded(...)``)
     with K fresh candidates, visit 0, no annoyance or satisfaction.
 
+    ## Dynamic adjustment
+    With ``reencode_every=k`` (a ``SimConfig`` field; 0 = off) the simulator keeps each user's
+    recent simulated events (``reencode_history``) and, every k visits, the neural decay model
+    (``artifact``, or the shipped one) re-encodes them into a fresh interest, λ and floor for
+    the user's categories (``envs.reencode``), on the model's device. The decay model then reads
+    what the simulated user did, as it would a real user's log. Re-encoding runs the model on a
+    batch, so a user's numbers may differ in the last float bits between batch sizes.
+
     ## Episode End
     1. Termination: the user leaves for good (churn).
     2. Truncation: ``max_episode_steps`` visits (``SimConfig.horizon``), applied by

@@ -388,11 +388,12 @@ def simulate_cohort(
             action = np.where(state.slots[EXPO] > 0, 2, 0).astype(np.int64)
         before = state.slots[[CLICKS, BUYS]].copy()
         item_cat = (state.item // per_cat).astype(np.int64)  # (N, K): category of every slot's item
-        res = sim.step(state, action)
+        res = sim.step(state, action, browsing=True)
         churned |= active & ~state.alive
         gone = ~active
         # the user's own browsing: events of the tracked categories engaged (one of them a purchase)
         br = res.browsing
+        assert br is not None
         rows, cols = np.nonzero((br.engaged_events > 0) & active[:, None])
         cats = state.cat[rows, cols].astype(np.int64)
         emit(rows, cats, br.engaged_events[rows, cols] - br.engaged_buys[rows, cols], VIEW)

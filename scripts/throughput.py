@@ -9,9 +9,12 @@ wrappers) stepped in a Python loop, (b) the vector env at each N, observations i
 both driven by the same pre-drawn actions (per slot 60 % show, 35 % reduce, 5 % retire by
 default). The table gives user-steps per second, the ratio of the largest vector run to the
 single env, the simulator's state size (arrays of the state, without the observation buffer)
-and the process' peak resident memory. Rates are given per wall-clock second and per CPU second
-of this process (the latter is less disturbed by other work on the machine). The dynamics
-run on NumPy (CPU); a CUDA backend does not exist yet, so no CUDA row is measured.
+and the process' peak resident memory. One more row runs the vector env with the neural
+decay model re-encoding every user every 10 visits (``--reencode-every``, ``--reencode-size``).
+Rates are given per wall-clock second and per CPU second of this process (the compiled step
+runs on all of Numba's threads for N >= 64, so its CPU seconds exceed its wall-clock
+seconds). The dynamics run on the CPU (Numba); a CUDA backend does not exist yet, so no
+CUDA row is measured; the re-encoding model runs on CUDA when present.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numba
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -63,6 +67,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the envs and of the actions (default: 0)"
     )
+    parser.add_argument(
+        "--reencode-every",
+        type=int,
+        default=10,
+        help="visits between re-encodings in the re-encoding row; 0 leaves the row out (default: 10)",
+    )
+    parser.add_argument(
+        "--reencode-size", type=int, default=1024, help="users N of the re-encoding row (default: 1024)"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     return parser.parse_args(argv)
 
@@ -93,16 +106,21 @@ def time_single(env_id: str, policy: str, seconds: float, seed: int) -> tuple[fl
 
 
 def time_vector(
-    preset: str, num_users: int, policy: str, seconds: float, seed: int
-) -> tuple[float, int, int]:
-    """User-steps per second of the vector env with ``num_users`` users; also the steps and state bytes."""
-    venv = InterestDecayVectorEnv(num_users, preset=preset)
+    preset: str, num_users: int, policy: str, seconds: float, seed: int, reencode_every: int = 0
+) -> tuple[float, float, int, int]:
+    """User-steps per second (wall clock, CPU) of the vector env with ``num_users`` users.
+
+    Also returns the calls and the state's bytes. With ``reencode_every`` > 0 at least two
+    re-encodings are timed.
+    """
+    venv = InterestDecayVectorEnv(num_users, preset=preset, reencode_every=reencode_every)
     venv.reset(seed=seed)
     actions = draw_actions(policy, venv.action_space.shape, seed)
     for a in actions[:2]:
         venv.step(a)
+    least = 2 * reencode_every
     steps, start, cpu = 0, time.perf_counter(), time.process_time()
-    while (elapsed := time.perf_counter() - start) < seconds:
+    while (elapsed := time.perf_counter() - start) < seconds or steps < least:
         for a in actions:
             venv.step(a)
         steps += len(actions)
@@ -121,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rows: list[dict[str, Any]] = []
     with progress() as bar:
-        task = bar.add_task("measuring", total=1 + len(args.sizes))
+        task = bar.add_task("measuring", total=2 + len(args.sizes))
         bar.update(task, description="single env (Python loop)")
         single, single_cpu, steps = time_single(env_id, args.policy, args.seconds, args.seed)
         rows.append(
@@ -141,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate, cpu_rate, steps, nbytes = time_vector(args.preset, n, args.policy, args.seconds, args.seed)
             rows.append(
                 {
-                    "what": "vector env (NumPy, CPU)",
+                    "what": f"vector env (CPU, {numba.get_num_threads()} threads)",
                     "n": n,
                     "steps_per_s": rate,
                     "steps_per_cpu_s": cpu_rate,
@@ -151,9 +169,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }
             )
             bar.advance(task)
+        reencode = None
+        if args.reencode_every > 0:
+            n, every = args.reencode_size, args.reencode_every
+            bar.update(task, description=f"vector env, N = {n:,}, re-encoding every {every} visits")
+            rate, cpu_rate, steps, nbytes = time_vector(
+                args.preset, n, args.policy, args.seconds, args.seed, every
+            )
+            reencode = {
+                "what": f"vector env + neural re-encoding every {every} visits",
+                "n": n,
+                "every": every,
+                "steps_per_s": rate,
+                "steps_per_cpu_s": cpu_rate,
+                "steps": steps,
+                "state_mb": nbytes / 2**20,
+                "peak_rss_mb": peak_rss_mib(),
+            }
+        bar.advance(task)
 
     largest = max(args.sizes)
     vector = {str(r["n"]): r["steps_per_s"] for r in rows[1:]}
+    vector_cpu = {str(r["n"]): r["steps_per_cpu_s"] for r in rows[1:]}
+    if reencode is not None:
+        rows.append(reencode)
     ratio = vector[str(largest)] / single
     table = Table(
         title=f"decaygym throughput: preset {args.preset}, K = {envs.PRESETS[args.preset].num_slots}, "
@@ -177,14 +216,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.print(
         f"ratio vector N = {largest:,} / single env: {ratio:,.1f}x (wall clock; load average {load:.1f})"
     )
-    out.print("CUDA: not measured (the dynamics run on NumPy; no CUDA backend yet)")
+    out.print("CUDA: not measured (the dynamics are compiled for the CPU; no CUDA backend yet)")
     if args.json:
         result = {
             "single_steps_per_s": single,
             "vector_steps_per_s": vector,
             "ratio": ratio,
             "single_steps_per_cpu_s": rows[0]["steps_per_cpu_s"],
-            "vector_steps_per_cpu_s": {str(r["n"]): r["steps_per_cpu_s"] for r in rows[1:]},
+            "vector_steps_per_cpu_s": vector_cpu,
+            "reencode": reencode,
+            "threads": numba.get_num_threads(),
             "ratio_n": largest,
             "load_average": load,
             "rows": rows,

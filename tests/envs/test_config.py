@@ -30,7 +30,8 @@ def test_presets_are_valid_and_ordered_by_size():
         ("fatigue_halflife_h", -3.0),
         ("purchase_rate", 1.5),
         ("click_scale", float("nan")),
-        ("reencode_every", 5),
+        ("reencode_every", -1),
+        ("reencode_history", 0),
         ("horizon", 2.5),
     ],
 )
@@ -70,3 +71,12 @@ def test_valid_artifact_accepted(tmp_path, fake_artifact):
 
     fake_artifact(tmp_path, default_summary())
     assert SimConfig(artifact=str(tmp_path)).artifact == str(tmp_path)
+
+
+def test_reencoding_needs_a_neural_artifact(tmp_path, fake_artifact):
+    from envs.population import default_summary
+
+    folder = fake_artifact(tmp_path / "exp", default_summary())  # an exponential model's artifact
+    with pytest.raises(ConfigError, match="reencode_every=5: re-encoding needs a neural decay artifact"):
+        SimConfig(artifact=str(folder), reencode_every=5)
+    assert SimConfig(reencode_every=5).reencode_every == 5  # the shipped artifact is neural

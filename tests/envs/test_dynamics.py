@@ -3,7 +3,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from envs import rng
+from envs import kernels, rng
 from envs.config import PRESETS
 from envs.dynamics import SimState, Simulator
 
@@ -53,9 +53,10 @@ def test_random_actions_keep_everything_in_range(seed, preset, n, probs):
 
 
 def test_user_trajectory_does_not_depend_on_the_batch():
-    sim, big = start("default", n=33, seed=100)
+    n = kernels.PARALLEL_FROM + 16  # the big batch runs the parallel kernel, the single user the serial one
+    sim, big = start("default", n=n, seed=100)
     _, one = start("default", n=1, seed=103)
-    actions = np.random.default_rng(0).integers(0, 3, (30, 33, 20))
+    actions = np.random.default_rng(0).integers(0, 3, (30, n, 20))
     for a in actions:
         rb = sim.step(big, a)
         r1 = sim.step(one, a[3:4])
@@ -187,3 +188,19 @@ def test_a_very_satisfied_user_keeps_a_minimum_gap_between_visits() -> None:
                 if terminated or truncated:
                     break
     assert np.median(gaps) > 0.5 + 0.5 * 10.0 * 0.8
+
+
+def test_compiled_random_words_equal_the_numpy_hash():
+    """The kernels' scalar hash and envs.rng's array hash are the same function."""
+    gen = np.random.default_rng(0)
+    key, episode, visit = (gen.integers(0, 2**32, 50, dtype=np.uint64).astype(np.uint32) for _ in range(3))
+    for purpose in (rng.DRAW_VISIT, rng.DRAW_FRESH):
+        base = rng.stream(key, episode, visit, purpose)
+        salts = rng.salt(purpose, 70)
+        words = rng.mix(base[:, None] + salts[None, :])
+        for i in range(0, 50, 7):
+            b = kernels._stream(key[i], episode[i], visit[i], np.uint64(purpose))
+            assert b == base[i]
+            for j in (0, 1, 41, 69):
+                assert kernels._word(b, np.uint64(purpose), j) == words[i, j]
+                assert kernels._unit(words[i, j]) == rng.to_unit(words[i, j : j + 1].copy())[0]

@@ -1,0 +1,716 @@
+"""The simulator's dynamics as compiled loops over users: one visit, the observation, a refill.
+
+This is the one implementation of the dynamics (see ``envs.dynamics`` for the model in
+words). Each kernel is a ``prange`` loop over users whose body touches only that user's
+rows, so a user's numbers never depend on the batch; the same source is compiled twice,
+serial (small batches, where waking threads costs more than it saves) and parallel.
+
+Random draws are counter-based: word j of a visit is ``mix(stream + salt(purpose, j))``
+(``envs.rng``), computed only when the dynamics need it. Arithmetic is float64 in
+registers and float32 in the state arrays; no fast-math, so results are exact IEEE and
+the same on every run and batch size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from envs import rng
+from envs.config import MAX_EXPLORE
+
+# per-slot float fields of ``SimState.slots`` (S, N, K); see envs.dynamics.SLOT_FIELDS
+APPEAL, BUYP, VALUE, ARRIVED, EXPO, CLICKS, BUYS, SINCE, EXPECTED, FATIGUE, SAT = range(11)
+NUM_SLOT_FIELDS = 11
+FRESH_FIELDS = EXPO  # fields set when a candidate arrives; the rest are counters
+
+# per-user outputs of a visit, columns of ``out`` (N, NUM_OUT)
+(
+    OUT_REWARD,
+    OUT_CLICK_REWARD,
+    OUT_PURCHASE_REWARD,
+    OUT_SLOT_COST,
+    OUT_CLICKS,
+    OUT_PURCHASES,
+    OUT_SLOTS_USED,
+    OUT_GAP_H,
+    OUT_ORGANIC_EVENTS,
+    OUT_ORGANIC_PURCHASES,
+) = range(10)
+NUM_OUT = 10
+
+# word layout of a visit: [0, K) click (top 24 bits) and reduce coin (low 8 bits) per slot,
+# [K, 2K) purchase per slot, 2K churn, 2K + 1 return gap, then browsing: engage, count, buy per
+# tracked category (3W), then per exploration try: active, events, buy, category (4 x MAX_EXPLORE)
+WORD_CHURN, WORD_GAP = 0, 1
+USER_WORDS = 2
+
+PARAM_FIELDS = (
+    "num_slots",
+    "exposure_slots",
+    "fresh_per_visit",
+    "width",
+    "items_per_category",
+    "reduce_threshold",
+    "click_value",
+    "purchase_value_scale",
+    "slot_cost",
+    "click_lift",
+    "purchase_satiation",
+    "fatigue_per_exposure",
+    "annoyance_per_exposure",
+    "satisfaction_per_click",
+    "satisfaction_per_purchase",
+    "churn_logit",
+    "churn_annoyance",
+    "churn_satisfaction",
+    "return_satisfaction",
+    "return_gap_min_fraction",
+    "session_gap_h",
+    "explore_chance",
+    "log1m_organic_buy",
+    "engagement_scale",
+    "engagement_gap_power",
+    "engagement_lift",
+    "estimate_prior_clicks",
+    "mean_click_mult",
+    "appeal_power",
+    "fatigue_rate",
+    "satiation_rate",
+    "mood_rate",
+    "horizon",
+)
+(
+    P_NUM_SLOTS,
+    P_EXPOSURE_SLOTS,
+    P_FRESH_PER_VISIT,
+    P_WIDTH,
+    P_ITEMS_PER_CATEGORY,
+    P_REDUCE_THRESHOLD,
+    P_CLICK_VALUE,
+    P_PURCHASE_VALUE_SCALE,
+    P_SLOT_COST,
+    P_CLICK_LIFT,
+    P_PURCHASE_SATIATION,
+    P_FATIGUE_PER_EXPOSURE,
+    P_ANNOYANCE_PER_EXPOSURE,
+    P_SATISFACTION_PER_CLICK,
+    P_SATISFACTION_PER_PURCHASE,
+    P_CHURN_LOGIT,
+    P_CHURN_ANNOYANCE,
+    P_CHURN_SATISFACTION,
+    P_RETURN_SATISFACTION,
+    P_RETURN_GAP_MIN_FRACTION,
+    P_SESSION_GAP_H,
+    P_EXPLORE_CHANCE,
+    P_LOG1M_ORGANIC_BUY,
+    P_ENGAGEMENT_SCALE,
+    P_ENGAGEMENT_GAP_POWER,
+    P_ENGAGEMENT_LIFT,
+    P_ESTIMATE_PRIOR_CLICKS,
+    P_MEAN_CLICK_MULT,
+    P_APPEAL_POWER,
+    P_FATIGUE_RATE,
+    P_SATIATION_RATE,
+    P_MOOD_RATE,
+    P_HORIZON,
+) = range(33)
+NUM_PARAMS = len(PARAM_FIELDS)
+"""The scalars the kernels read, as one float64 vector ``par`` (``par[P_CLICK_LIFT]`` in a kernel)."""
+
+_M32 = np.uint64(0xFFFFFFFF)
+_M1 = np.uint64(int(rng._M1))
+_M2 = np.uint64(int(rng._M2))
+_GOLDEN = np.uint64(int(rng.GOLDEN))
+_VISIT_MULT = np.uint64(0x85EBCA6B)
+_S9, _S15, _S16, _S8 = np.uint64(9), np.uint64(15), np.uint64(16), np.uint64(8)
+_LOW8 = np.uint64(255)
+_VISIT = np.uint64(rng.DRAW_VISIT)
+_FRESH = np.uint64(rng.DRAW_FRESH)
+_2_24 = 2.0**24
+_2_M24 = 2.0**-24
+_2_M23 = 2.0**-23
+_ALMOST_1 = 1.0 - 1e-6
+
+
+# -- counter-based random words (bit-identical to envs.rng) -------------------------------------
+@njit(cache=True)
+def _mix(x: np.uint64) -> np.uint64:
+    x ^= x >> _S16
+    x = (x * _M1) & _M32
+    x ^= x >> _S15
+    x = (x * _M2) & _M32
+    x ^= x >> _S16
+    return x
+
+
+@njit(cache=True)
+def _stream(key: np.uint32, episode: np.uint32, visit: np.uint32, purpose: np.uint64) -> np.uint64:
+    x = (np.uint64(episode) * _GOLDEN) & _M32
+    x = (x + np.uint64(visit) * _VISIT_MULT + purpose) & _M32
+    x ^= np.uint64(key)
+    return _mix(x)
+
+
+@njit(cache=True)
+def _word(base: np.uint64, purpose: np.uint64, index: int) -> np.uint64:
+    salt = ((np.uint64(index) + (purpose << _S16) + np.uint64(1)) * _GOLDEN) & _M32
+    return _mix((base + salt) & _M32)
+
+
+@njit(cache=True)
+def _unit(word: np.uint64) -> float:
+    """A word to a uniform strictly inside (0, 1) (top 23 bits), as ``rng.to_unit``."""
+    return (float(word >> _S9) + 0.5) * _2_M23
+
+
+# behaviour codes of the canonical log schema (decay_model.logs.BEHAVIORS)
+VIEW, CLICK, BUY = 0, 1, 4
+
+# -- state layout (see envs.dynamics.SimState) ----------------------------------------------------
+KEY, EPISODE, VISIT = range(3)  # rows of the uint32 counters (3, N)
+CLOCK, ANNOYANCE, SATISFACTION, RECENT, GAP_MU, EVENTS_EXTRA, LAST_GAP = range(7)  # rows of user (7, N)
+LAM, FLOOR, INTEREST, ESTIMATE, LAST_ENGAGED = range(5)  # rows of the per-category floats (5, N, W + 1)
+
+
+# -- pieces of a visit ----------------------------------------------------------------------------
+@njit(cache=True)
+def _search(cdf, x):
+    """``np.searchsorted(cdf, x)`` (side left) for one value, without an array round trip."""
+    lo, hi = 0, len(cdf)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if cdf[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, inline="always")
+def _fill_slot(i, k, base, par, item_table, user, cat, cats, present, flat_uc, item, slots):
+    """A fresh, cold candidate in slot k of user i: category ∝ the system's estimate, item uniform in it."""
+    width = cats.shape[2]
+    w = width - 1
+    per_cat = int(par[P_ITEMS_PER_CATEGORY])
+    u0 = _unit(_word(base, _FRESH, 3 * k))
+    u1 = _unit(_word(base, _FRESH, 3 * k + 1))
+    u2 = _unit(_word(base, _FRESH, 3 * k + 2))
+    total = np.float32(0.0)
+    for c in range(w):
+        total += cats[ESTIMATE, i, c]
+    target = u0 * total
+    col = 0
+    acc = np.float32(0.0)
+    for c in range(w - 1):
+        acc += cats[ESTIMATE, i, c]
+        if acc >= target:
+            break
+        col = c + 1
+    it = cat[i, col] * per_cat + min(int(u1 * per_cat), per_cat - 1)
+    slots[APPEAL, i, k] = item_table[0, it] * (u2 / (1.0 - u2)) ** par[P_APPEAL_POWER]  # hidden appeal
+    slots[BUYP, i, k] = item_table[1, it]
+    slots[VALUE, i, k] = item_table[2, it]
+    slots[ARRIVED, i, k] = user[CLOCK, i]
+    for f in range(FRESH_FIELDS, NUM_SLOT_FIELDS):
+        slots[f, i, k] = 0.0
+    present[i, k] = True
+    flat_uc[i, k] = i * width + col
+    item[i, k] = it
+
+
+@njit(cache=True, inline="always")
+def _record(i, hist, category, behavior, count, clock):
+    """Append ``count`` events to user i's ring of recent events (read when users are re-encoded)."""
+    h_cat, h_beh, h_time, h_n = hist
+    size = h_cat.shape[1]
+    if size == 0:
+        return
+    for _ in range(min(count, size)):
+        pos = h_n[i] % size
+        h_cat[i, pos] = category
+        h_beh[i, pos] = behavior
+        h_time[i, pos] = clock
+        h_n[i] += 1
+
+
+@njit(cache=True, inline="always")
+def _fade(i, hours, cats):
+    """I ← b + (I - b)·e^{-λΔ} for user i's true interest and the system's estimate."""
+    for c in range(cats.shape[2]):
+        f = math.exp(-cats[LAM, i, c] * hours)
+        b = cats[FLOOR, i, c]
+        cats[INTEREST, i, c] = b + (cats[INTEREST, i, c] - b) * f
+        cats[ESTIMATE, i, c] = b + (cats[ESTIMATE, i, c] - b) * f
+
+
+@njit(cache=True, inline="always")
+def _events(base, index_count, index_buy, log_more, log1m_buy):
+    """1 + Geometric events (P(more) = e^{log_more}) and whether at least one was a purchase."""
+    count = math.floor(math.log(_unit(_word(base, _VISIT, index_count))) / log_more) + 1.0
+    buy = 1.0 if _unit(_word(base, _VISIT, index_buy)) < -math.expm1(count * log1m_buy) else 0.0
+    return count, buy
+
+
+@njit(cache=True, inline="always")
+def _browse(
+    i, base, par, share_cdf, cat_lam, cat_floor, user, cat, cats, present, flat_uc, ev, eb, xc, xe, xb, hist
+):
+    """Step 1: the user's own browsing (tracked categories, then new ones); returns (events, buys)."""
+    b0 = 2 * int(par[P_NUM_SLOTS]) + USER_WORDS  # first browsing word
+    width = cats.shape[2]
+    w = width - 1
+    e = MAX_EXPLORE
+    clock = user[CLOCK, i]
+    expo = par[P_ENGAGEMENT_SCALE] * (user[LAST_GAP, i] / 24.0) ** par[P_ENGAGEMENT_GAP_POWER]
+    best, best_ratio = 0, -1.0
+    engaged = 0  # bit c: tracked category c engaged
+    for c in range(w):
+        q = 1.0 - (1.0 - min(cats[INTEREST, i, c], _ALMOST_1)) ** expo
+        u = _unit(_word(base, _VISIT, b0 + c))
+        if u < q:
+            engaged |= 1 << c
+        ratio = q / u
+        if ratio > best_ratio:
+            best, best_ratio = c, ratio
+    active = 0
+    for t in range(e):
+        if _unit(_word(base, _VISIT, b0 + 3 * w + t)) < par[P_EXPLORE_CHANCE]:
+            active |= 1 << t
+    if engaged == 0 and active == 0:  # a visit is a visit because something was browsed
+        engaged = 1 << best
+    extra = user[EVENTS_EXTRA, i]
+    log_more = math.log(extra / (1.0 + extra)) if extra > 0 else -math.inf
+    events, buys = 0.0, 0.0
+    lift = par[P_ENGAGEMENT_LIFT]
+    for c in range(w):
+        if engaged >> c & 1:
+            count, buy = _events(base, b0 + w + c, b0 + 2 * w + c, log_more, par[P_LOG1M_ORGANIC_BUY])
+            ev[i, c] = count
+            eb[i, c] = buy
+            _record(i, hist, cat[i, c], VIEW, int(count - buy), clock)
+            _record(i, hist, cat[i, c], BUY, int(buy), clock)
+            events += count
+            buys += buy
+            cats[INTEREST, i, c] += lift * (1.0 - cats[INTEREST, i, c])
+            cats[ESTIMATE, i, c] += lift * (1.0 - cats[ESTIMATE, i, c])
+            cats[LAST_ENGAGED, i, c] = clock
+        else:
+            ev[i, c] = 0.0
+            eb[i, c] = 0.0
+    # new categories: the j-th active try replaces the j-th least interesting category not engaged now
+    taken = engaged
+    for t in range(e):
+        xc[i, t] = -1
+        xe[i, t] = 0.0
+        xb[i, t] = 0.0
+        if not active >> t & 1:
+            continue
+        col, low = -1, math.inf
+        for c in range(w):
+            if not taken >> c & 1 and cats[INTEREST, i, c] < low:
+                col, low = c, cats[INTEREST, i, c]
+        if col < 0:  # every tracked category is engaged or replaced already
+            continue
+        taken |= 1 << col
+        u_cat = np.float32(_unit(_word(base, _VISIT, b0 + 3 * w + 3 * e + t)))
+        new = min(_search(share_cdf, u_cat), len(share_cdf) - 1)
+        count, buy = _events(
+            base, b0 + 3 * w + e + t, b0 + 3 * w + 2 * e + t, log_more, par[P_LOG1M_ORGANIC_BUY]
+        )
+        xc[i, t] = new
+        xe[i, t] = count
+        xb[i, t] = buy
+        _record(i, hist, new, VIEW, int(count - buy), clock)
+        _record(i, hist, new, BUY, int(buy), clock)
+        events += count
+        buys += buy
+        uc = i * width + col
+        for k in range(present.shape[1]):  # the replaced category's items become orphans
+            if present[i, k] and flat_uc[i, k] == uc:
+                flat_uc[i, k] = i * width + w
+        floor = cat_floor[new]
+        start = floor + lift * (1.0 - floor)
+        cat[i, col] = new
+        cats[LAM, i, col] = cat_lam[new]
+        cats[FLOOR, i, col] = floor
+        cats[INTEREST, i, col] = start
+        cats[ESTIMATE, i, col] = start
+        cats[LAST_ENGAGED, i, col] = clock
+    return events, buys
+
+
+@njit(cache=True, inline="always")
+def _visit(
+    i,
+    action,
+    par,
+    tables,
+    counters,
+    user,
+    alive,
+    cat,
+    cats,
+    present,
+    flat_uc,
+    item,
+    slots,
+    bias,
+    out,
+    browsing,
+    hist,
+):
+    """One visit of user i: steps 1 to 9 of ``envs.dynamics``; returns whether the user left."""
+    item_table, bias_table, crowd_table, share_cdf, cat_lam, cat_floor, gap_quantiles = tables
+    ev, eb, xc, xe, xb = browsing
+    k_slots = present.shape[1]
+    m = int(par[P_EXPOSURE_SLOTS])
+    width = cats.shape[2]
+    w = width - 1
+    visit = counters[VISIT, i]
+    base = _stream(counters[KEY, i], counters[EPISODE, i], visit, _VISIT)
+    clock = user[CLOCK, i]
+
+    # 1. browsing
+    organic, organic_buys = _browse(
+        i,
+        base,
+        par,
+        share_cdf,
+        cat_lam,
+        cat_floor,
+        user,
+        cat,
+        cats,
+        present,
+        flat_uc,
+        ev,
+        eb,
+        xc,
+        xe,
+        xb,
+        hist,
+    )
+
+    # 2. retire (the slot empties for good), counting the candidates marked show
+    n_show = 0
+    for k in range(k_slots):
+        if present[i, k]:
+            a = action[i, k]
+            if a == 2:
+                present[i, k] = False
+                for f in range(FRESH_FIELDS, NUM_SLOT_FIELDS):
+                    slots[f, i, k] = 0.0
+            elif a == 0:
+                n_show += 1
+
+    # 3. exposure: positions 1.. for show in slot order, then reduce items that won their coin
+    pos_show, pos_red, n_shown = 0, n_show, 0
+    for k in range(k_slots):
+        pos = 0
+        if present[i, k]:
+            a = action[i, k]
+            if a == 0:
+                pos_show += 1
+                pos = pos_show
+            elif a == 1 and (_word(base, _VISIT, k) & _LOW8) < par[P_REDUCE_THRESHOLD]:
+                pos_red += 1
+                pos = pos_red
+        if 0 < pos <= m:
+            bias[i, k] = bias_table[pos]  # 2^24 / log2(1 + position)
+            n_shown += 1
+        else:
+            bias[i, k] = 0.0
+
+    # 4. response, decided for the whole page before any interest moves; 6. the slot's counters
+    n_click, n_buy, value = 0, 0, 0.0
+    for k in range(k_slots):
+        if bias[i, k] == 0.0:
+            continue
+        uc = flat_uc[i, k]
+        same = 0
+        for k2 in range(k_slots):
+            if bias[i, k2] != 0.0 and flat_uc[i, k2] == uc:  # (a clicked one is marked negative)
+                same += 1
+        col = uc - i * width
+        avail = 1.0 - slots[SAT, i, k]
+        prob = crowd_table[same] * cats[INTEREST, i, col] * slots[APPEAL, i, k] * bias[i, k]
+        prob *= math.exp(-slots[FATIGUE, i, k]) * avail
+        # what the system expected of this exposure at click multiplier 1 (2^-24 undoes the bias scale)
+        slots[EXPECTED, i, k] += cats[ESTIMATE, i, col] * bias[i, k] * avail * _2_M24 * par[P_MEAN_CLICK_MULT]
+        slots[EXPO, i, k] += 1.0
+        if float(_word(base, _VISIT, k) >> _S8) < prob:
+            n_click += 1
+            item_cat = item[i, k] // int(par[P_ITEMS_PER_CATEGORY])
+            _record(i, hist, item_cat, CLICK, 1, clock)
+            bias[i, k] = -bias[i, k]  # marks the click for the lift below
+            slots[CLICKS, i, k] += 1.0
+            slots[SINCE, i, k] = 0.0
+            if float(_word(base, _VISIT, k_slots + k) >> _S8) < slots[BUYP, i, k] * avail * _2_24:
+                n_buy += 1
+                value += slots[VALUE, i, k]
+                slots[BUYS, i, k] += 1.0
+                slots[SAT, i, k] = par[P_PURCHASE_SATIATION]
+                _record(i, hist, item_cat, BUY, 1, clock)
+        else:
+            slots[SINCE, i, k] += 1.0
+            slots[FATIGUE, i, k] += par[P_FATIGUE_PER_EXPOSURE]
+    # a click lifts its category (not the orphan column), and the system sees it
+    keep = 1.0 - par[P_CLICK_LIFT]
+    for k in range(k_slots):
+        if bias[i, k] < 0.0:
+            col = flat_uc[i, k] - i * width
+            if col < w:
+                cats[INTEREST, i, col] = 1.0 - (1.0 - cats[INTEREST, i, col]) * keep
+                cats[ESTIMATE, i, col] = 1.0 - (1.0 - cats[ESTIMATE, i, col]) * keep
+                cats[LAST_ENGAGED, i, col] = clock
+    satisfaction = (
+        user[SATISFACTION, i]
+        + par[P_SATISFACTION_PER_CLICK] * n_click
+        + par[P_SATISFACTION_PER_PURCHASE] * n_buy
+    )
+    unanswered = n_shown - n_click
+    annoyance = user[ANNOYANCE, i] + par[P_ANNOYANCE_PER_EXPOSURE] * unanswered
+    user[RECENT, i] = 0.5 * user[RECENT, i] + unanswered
+
+    # 7. churn: σ(churn_logit + churn_annoyance·annoyance - churn_satisfaction·satisfaction)
+    logit = par[P_CHURN_LOGIT] + par[P_CHURN_ANNOYANCE] * annoyance - par[P_CHURN_SATISFACTION] * satisfaction
+    logit = min(max(logit, -60.0), 60.0)
+    churned = _unit(_word(base, _VISIT, 2 * k_slots + WORD_CHURN)) * (1.0 + math.exp(-logit)) < 1.0
+    if churned:
+        alive[i] = False
+
+    # 8. the gap to the next visit (the user's μ plus an empirical residual quantile), and time passes
+    x = _unit(_word(base, _VISIT, 2 * k_slots + WORD_GAP)) * (len(gap_quantiles) - 1)
+    j = min(int(x), len(gap_quantiles) - 2)
+    resid = gap_quantiles[j] + (gap_quantiles[j + 1] - gap_quantiles[j]) * (x - j)
+    f = par[P_RETURN_GAP_MIN_FRACTION]
+    gap = math.exp(user[GAP_MU, i] + resid) * (
+        f + (1.0 - f) * math.exp(-par[P_RETURN_SATISFACTION] * satisfaction)
+    )
+    gap = np.float32(gap + par[P_SESSION_GAP_H])
+    user[LAST_GAP, i] = gap
+    user[CLOCK, i] += gap
+    _fade(i, gap, cats)
+    fatigue_fade = math.exp(-par[P_FATIGUE_RATE] * gap)
+    satiation_fade = math.exp(-par[P_SATIATION_RATE] * gap)
+    for k in range(k_slots):
+        slots[FATIGUE, i, k] *= fatigue_fade
+        slots[SAT, i, k] *= satiation_fade
+    mood = math.exp(-par[P_MOOD_RATE] * gap)
+    user[ANNOYANCE, i] = annoyance * mood
+    user[SATISFACTION, i] = satisfaction * mood
+
+    # 9. retrieval for the next visit: at most R fresh candidates into the lowest empty slots
+    counters[VISIT, i] = visit + np.uint32(1)
+    filled = 0
+    for k in range(k_slots):
+        if filled == int(par[P_FRESH_PER_VISIT]):
+            break
+        if not present[i, k]:
+            _fill_slot(i, k, base, par, item_table, user, cat, cats, present, flat_uc, item, slots)
+            filled += 1
+
+    # 5. reward, every term reported
+    click_reward = par[P_CLICK_VALUE] * n_click
+    purchase_reward = par[P_PURCHASE_VALUE_SCALE] * value
+    cost = par[P_SLOT_COST] * n_shown
+    out[i, OUT_REWARD] = click_reward + purchase_reward - cost
+    out[i, OUT_CLICK_REWARD] = click_reward
+    out[i, OUT_PURCHASE_REWARD] = purchase_reward
+    out[i, OUT_SLOT_COST] = cost
+    out[i, OUT_CLICKS] = n_click
+    out[i, OUT_PURCHASES] = n_buy
+    out[i, OUT_SLOTS_USED] = n_shown
+    out[i, OUT_GAP_H] = gap
+    out[i, OUT_ORGANIC_EVENTS] = organic
+    out[i, OUT_ORGANIC_PURCHASES] = organic_buys
+    return churned
+
+
+@njit(cache=True, inline="always")
+def _observe(i, o, par, counters, user, cats, present, flat_uc, slots):
+    """Observation row of user i into ``o`` (feature-major blocks; see envs.dynamics.ITEM_FEATURES)."""
+    k_slots = present.shape[1]
+    width = cats.shape[2]
+    alpha = par[P_ESTIMATE_PRIOR_CLICKS]
+    clock = user[CLOCK, i]
+    n_present = 0
+    for k in range(k_slots):
+        on = present[i, k]
+        col = flat_uc[i, k] - i * width
+        if on:
+            n_present += 1
+            est = cats[ESTIMATE, i, col] * (slots[CLICKS, i, k] + alpha) / (slots[EXPECTED, i, k] + alpha)
+            o[k] = min(est * (1.0 - slots[SAT, i, k]), 1.0)
+            since = clock - cats[LAST_ENGAGED, i, col]
+            o[k_slots + k] = since / (since + 24.0)
+            age = clock - slots[ARRIVED, i, k]
+            o[7 * k_slots + k] = age / (age + 720.0)
+            value = slots[VALUE, i, k]
+            o[8 * k_slots + k] = value / (value + 1.0)
+            o[6 * k_slots + k] = 0.0
+        else:
+            o[k] = 0.0
+            o[k_slots + k] = 0.0
+            o[7 * k_slots + k] = 0.0
+            o[8 * k_slots + k] = 0.0
+            o[6 * k_slots + k] = 1.0
+        for j in range(4):  # exposures, clicks, purchases, exposures since the last click (0 when empty)
+            x = slots[EXPO + j, i, k]
+            o[(2 + j) * k_slots + k] = x / (x + 5.0)
+    u0 = 9 * k_slots
+    v = float(counters[VISIT, i])
+    o[u0] = v / (v + par[P_HORIZON])
+    r = user[RECENT, i]
+    o[u0 + 1] = r / (r + par[P_EXPOSURE_SLOTS])
+    o[u0 + 2] = (k_slots - n_present) / k_slots
+
+
+# -- the kernels: loops over users ----------------------------------------------------------------
+# Each loop exists twice, serial (range) and parallel (prange): the same per-user code, compiled as
+# separate functions because Numba's on-disk cache keys a function by its name, not its flags.
+@njit(cache=True)
+def _step_serial(
+    action,
+    par,
+    tables,
+    counters,
+    user,
+    alive,
+    cat,
+    cats,
+    present,
+    flat_uc,
+    item,
+    slots,
+    bias,
+    out,
+    churned,
+    browsing,
+    hist,
+):
+    for i in range(action.shape[0]):
+        churned[i] = _visit(
+            i,
+            action,
+            par,
+            tables,
+            counters,
+            user,
+            alive,
+            cat,
+            cats,
+            present,
+            flat_uc,
+            item,
+            slots,
+            bias,
+            out,
+            browsing,
+            hist,
+        )
+
+
+@njit(cache=True, parallel=True)
+def _step_parallel(
+    action,
+    par,
+    tables,
+    counters,
+    user,
+    alive,
+    cat,
+    cats,
+    present,
+    flat_uc,
+    item,
+    slots,
+    bias,
+    out,
+    churned,
+    browsing,
+    hist,
+):
+    for i in prange(action.shape[0]):
+        churned[i] = _visit(
+            i,
+            action,
+            par,
+            tables,
+            counters,
+            user,
+            alive,
+            cat,
+            cats,
+            present,
+            flat_uc,
+            item,
+            slots,
+            bias,
+            out,
+            browsing,
+            hist,
+        )
+
+
+@njit(cache=True)
+def _observe_serial(rows, obs, par, counters, user, cats, present, flat_uc, slots):
+    for j in range(len(rows)):
+        _observe(rows[j], obs[rows[j]], par, counters, user, cats, present, flat_uc, slots)
+
+
+@njit(cache=True, parallel=True)
+def _observe_parallel(rows, obs, par, counters, user, cats, present, flat_uc, slots):
+    for j in prange(len(rows)):
+        _observe(rows[j], obs[rows[j]], par, counters, user, cats, present, flat_uc, slots)
+
+
+@njit(cache=True, inline="always")
+def _fill_user(i, par, item_table, counters, user, cat, cats, present, flat_uc, item, slots):
+    """K fresh candidates for a user starting an episode."""
+    base = _stream(counters[KEY, i], counters[EPISODE, i], counters[VISIT, i], _FRESH)
+    for k in range(present.shape[1]):
+        _fill_slot(i, k, base, par, item_table, user, cat, cats, present, flat_uc, item, slots)
+
+
+@njit(cache=True)
+def _fill_serial(rows, par, item_table, counters, user, cat, cats, present, flat_uc, item, slots):
+    for j in range(len(rows)):
+        _fill_user(rows[j], par, item_table, counters, user, cat, cats, present, flat_uc, item, slots)
+
+
+@njit(cache=True, parallel=True)
+def _fill_parallel(rows, par, item_table, counters, user, cat, cats, present, flat_uc, item, slots):
+    for j in prange(len(rows)):
+        _fill_user(rows[j], par, item_table, counters, user, cat, cats, present, flat_uc, item, slots)
+
+
+@njit(cache=True)
+def _fade_serial(hours, cats):
+    for i in range(len(hours)):
+        _fade(i, float(hours[i]), cats)
+
+
+@njit(cache=True, parallel=True)
+def _fade_parallel(hours, cats):
+    for i in prange(len(hours)):
+        _fade(i, float(hours[i]), cats)
+
+
+PARALLEL_FROM = 64
+"""Batches of at least this many users run on all of Numba's threads; smaller ones in the calling thread."""
+
+_KERNELS = {
+    "step": (_step_serial, _step_parallel),
+    "observe": (_observe_serial, _observe_parallel),
+    "fill": (_fill_serial, _fill_parallel),
+    "fade": (_fade_serial, _fade_parallel),
+}
+
+
+def kernel(name: str, num_users: int):
+    """The compiled loop ``name`` (step, observe, fill or fade) suited to a batch of ``num_users``."""
+    return _KERNELS[name][num_users >= PARALLEL_FROM]
