@@ -379,12 +379,20 @@ class Simulator:
         )  # fmt: skip
 
     # -- one visit -----------------------------------------------------------------------
-    def step(self, state: SimState, action: NDArray[np.integer], *, browsing: bool = False) -> StepResult:
+    def step(
+        self,
+        state: SimState,
+        action: NDArray[np.integer],
+        *,
+        obs: NDArray[np.float32] | None = None,
+        browsing: bool = False,
+    ) -> StepResult:
         """Apply one visit's actions (shape (N, K), values 0/1/2) to every user; mutates ``state``.
 
-        Users with ``alive`` False are stepped too (the callers reset or ignore them). With
-        ``browsing=True`` the result carries the user's own browsing in detail (``StepResult.browsing``,
-        for reports such as the fidelity check); otherwise it is written to scratch and left out.
+        Users with ``alive`` False are stepped too (the callers reset or ignore them). With ``obs``
+        (shape (N, K·F + U)) the observations after the visit are written there in the same pass
+        (as :meth:`observe` would). With ``browsing=True`` the result carries the user's own browsing
+        in detail (``StepResult.browsing``, for reports such as the fidelity check).
         """
         n = action.shape[0]
         scratch = self._scratch(n)
@@ -395,11 +403,14 @@ class Simulator:
             np.ascontiguousarray(action), self._params, self._tables, state.counters, state.user,
             state.alive, state.cat, state.cats, state.present, state.flat_uc, state.item, state.slots,
             scratch["bias"], out, churned, detail.arrays(), state.history(),
+            obs if obs is not None else scratch["no_obs"],
         )  # fmt: skip
         if self.reencoder is not None:
             due = np.flatnonzero((state.visit % np.uint32(self.config.reencode_every) == 0) & state.alive)
             if due.size:
                 self.reencoder(state, due)
+                if obs is not None:
+                    self.observe(state, obs, rows=due)
         cols = out.T.copy()  # (NUM_OUT, N): the caller's to keep
         return StepResult(
             reward=cols[kernels.OUT_REWARD],
@@ -424,6 +435,7 @@ class Simulator:
                 "out": np.zeros((n, kernels.NUM_OUT), F32),
                 "bias": np.zeros((n, k), F32),
                 "browsing": Browsing.allocate(n, w),
+                "no_obs": np.zeros((0, self.config.obs_size), F32),
             }
         return self._work
 

@@ -210,8 +210,7 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
         if self._done:
             raise ResetNeededError("the episode has ended (or never started): call reset() before step()")
         act = check_action(action, (self.config.num_slots,))
-        res = self.sim.step(self.state, act[None, :])
-        self.sim.observe(self.state, self._obs)
+        res = self.sim.step(self.state, act[None, :], obs=self._obs)
         terminated = bool(res.churned[0])
         self._done = terminated
         info = self._hidden_info()

@@ -133,6 +133,7 @@ _2_24 = 2.0**24
 _2_M24 = 2.0**-24
 _2_M23 = 2.0**-23
 _ALMOST_1 = 1.0 - 1e-6
+_BOUND_SLACK = 1.0 + 1e-9  # keeps a bound on a probability safely above its rounded value
 
 
 # -- counter-based random words (bit-identical to envs.rng) -------------------------------------
@@ -265,21 +266,24 @@ def _browse(
     e = MAX_EXPLORE
     clock = user[CLOCK, i]
     expo = par[P_ENGAGEMENT_SCALE] * (user[LAST_GAP, i] / 24.0) ** par[P_ENGAGEMENT_GAP_POWER]
-    best, best_ratio = 0, -1.0
-    engaged = 0  # bit c: tracked category c engaged
+    engaged = 0  # bit c: tracked category c engaged, with chance q = 1 - (1 - I)^expo
     for c in range(w):
-        q = 1.0 - (1.0 - min(cats[INTEREST, i, c], _ALMOST_1)) ** expo
+        x = min(cats[INTEREST, i, c], _ALMOST_1)
         u = _unit(_word(base, _VISIT, b0 + c))
-        if u < q:
+        # q <= expo·I/(1 - I) (as 1 - e^{-y} <= y and -log(1 - I) <= I/(1 - I)): the power only when needed
+        if u < expo * x / (1.0 - x) * _BOUND_SLACK and u < 1.0 - (1.0 - x) ** expo:
             engaged |= 1 << c
-        ratio = q / u
-        if ratio > best_ratio:
-            best, best_ratio = c, ratio
     active = 0
     for t in range(e):
         if _unit(_word(base, _VISIT, b0 + 3 * w + t)) < par[P_EXPLORE_CHANCE]:
             active |= 1 << t
-    if engaged == 0 and active == 0:  # a visit is a visit because something was browsed
+    if engaged == 0 and active == 0:  # a visit is a visit because something was browsed: the nearest miss
+        best, best_ratio = 0, -1.0
+        for c in range(w):
+            q = 1.0 - (1.0 - min(cats[INTEREST, i, c], _ALMOST_1)) ** expo
+            ratio = q / _unit(_word(base, _VISIT, b0 + c))
+            if ratio > best_ratio:
+                best, best_ratio = c, ratio
         engaged = 1 << best
     extra = user[EVENTS_EXTRA, i]
     log_more = math.log(extra / (1.0 + extra)) if extra > 0 else -math.inf
@@ -361,8 +365,12 @@ def _visit(
     out,
     browsing,
     hist,
+    obs,
 ):
-    """One visit of user i: steps 1 to 9 of ``envs.dynamics``; returns whether the user left."""
+    """One visit of user i (steps 1 to 9 of ``envs.dynamics``); returns whether the user left.
+
+    Then the user's observation goes into ``obs[i]``, unless ``obs`` has no rows.
+    """
     item_table, bias_table, crowd_table, share_cdf, cat_lam, cat_floor, gap_quantiles = tables
     ev, eb, xc, xe, xb = browsing
     k_slots = present.shape[1]
@@ -527,6 +535,8 @@ def _visit(
     out[i, OUT_GAP_H] = gap
     out[i, OUT_ORGANIC_EVENTS] = organic
     out[i, OUT_ORGANIC_PURCHASES] = organic_buys
+    if obs.shape[0]:  # the observation while the user's state is in cache
+        _observe(i, obs[i], par, counters, user, cats, present, flat_uc, slots)
     return churned
 
 
@@ -591,6 +601,7 @@ def _step_serial(
     churned,
     browsing,
     hist,
+    obs,
 ):
     for i in range(action.shape[0]):
         churned[i] = _visit(
@@ -611,6 +622,7 @@ def _step_serial(
             out,
             browsing,
             hist,
+            obs,
         )
 
 
@@ -633,6 +645,7 @@ def _step_parallel(
     churned,
     browsing,
     hist,
+    obs,
 ):
     for i in prange(action.shape[0]):
         churned[i] = _visit(
@@ -653,6 +666,7 @@ def _step_parallel(
             out,
             browsing,
             hist,
+            obs,
         )
 
 

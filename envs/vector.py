@@ -123,8 +123,7 @@ class InterestDecayVectorEnv(gym.vector.VectorEnv):
             raise gym.error.ResetNeeded("call reset() before step()")
         act = check_action(actions, (self.num_envs, self.config.num_slots))
         state = self.state
-        res = self.sim.step(state, act)
-        self.sim.observe(state, self._obs)
+        res = self.sim.step(state, act, obs=self._obs)
         terminated = res.churned
         truncated = state.visit >= self.max_episode_steps  # as TimeLimit: also when terminated
         reward = res.reward.astype(np.float64)
