@@ -54,7 +54,7 @@ at its position's bias × the category estimate × the catalogue's mean click mu
 system learns what it is worth.
 
 Performance: the visit, the observation and the refill are compiled loops over users
-(``envs.kernels``, Numba; parallel over users for batches of ``kernels.PARALLEL_FROM`` or
+(``envs.kernels``, Numba; parallel over users for batches of ``kernels.PARALLEL_FROM`` users or
 more), one source for the single env and the vector env. A CUDA backend is not implemented.
 """
 

@@ -14,6 +14,8 @@ the same on every run and batch size.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
@@ -714,8 +716,9 @@ def _fade_parallel(hours, cats):
         _fade(i, float(hours[i]), cats)
 
 
-PARALLEL_FROM = 64
-"""Batches of at least this many users run on all of Numba's threads; smaller ones in the calling thread."""
+PARALLEL_FROM = {"step": 64, "observe": 2048, "fill": 2048, "fade": 2048}
+"""Batches of at least this many users run on all of Numba's threads; smaller ones in the calling
+thread (waking the threads costs more than a light loop over a few hundred users)."""
 
 _KERNELS = {
     "step": (_step_serial, _step_parallel),
@@ -725,6 +728,6 @@ _KERNELS = {
 }
 
 
-def kernel(name: str, num_users: int):
+def kernel(name: str, num_users: int) -> Callable[..., Any]:
     """The compiled loop ``name`` (step, observe, fill or fade) suited to a batch of ``num_users``."""
-    return _KERNELS[name][num_users >= PARALLEL_FROM]
+    return _KERNELS[name][num_users >= PARALLEL_FROM[name]]

@@ -53,7 +53,7 @@ def test_random_actions_keep_everything_in_range(seed, preset, n, probs):
 
 
 def test_user_trajectory_does_not_depend_on_the_batch():
-    n = kernels.PARALLEL_FROM + 16  # the big batch runs the parallel kernel, the single user the serial one
+    n = kernels.PARALLEL_FROM["step"] + 16  # the batch runs the parallel kernel, one user the serial one
     sim, big = start("default", n=n, seed=100)
     _, one = start("default", n=1, seed=103)
     actions = np.random.default_rng(0).integers(0, 3, (30, n, 20))
