@@ -179,9 +179,7 @@ SOURCES: Mapping[str, SourceSpec] = MappingProxyType(
         "taobao": SourceSpec(
             name="taobao",
             title="Taobao UserBehavior (Alibaba Tianchi dataset 649)",
-            behavior_map=MappingProxyType(
-                {"pv": "view", "cart": "cart", "fav": "fav", "buy": "buy"}
-            ),
+            behavior_map=MappingProxyType({"pv": "view", "cart": "cart", "fav": "fav", "buy": "buy"}),
             timestamp_unit="s",
             notes="No header; columns user,item,category,behavior,timestamp. "
             "A few rows fall before the nominal 2017-11-25..2017-12-03 window.",
@@ -209,9 +207,7 @@ SOURCES: Mapping[str, SourceSpec] = MappingProxyType(
         "retailrocket": SourceSpec(
             name="retailrocket",
             title="RetailRocket e-commerce events (events.csv)",
-            behavior_map=MappingProxyType(
-                {"view": "view", "addtocart": "cart", "transaction": "buy"}
-            ),
+            behavior_map=MappingProxyType({"view": "view", "addtocart": "cart", "transaction": "buy"}),
             timestamp_unit="ms",
             notes="No category column: pass item_categories (item_id,category_id, or "
             "item_properties*.csv, whose latest categoryid per item is used).",
@@ -252,8 +248,7 @@ def describe_sources() -> str:
             for raw, canonical in spec.behavior_map.items()
         )
         lines.append(
-            f"| `{spec.name}` | {spec.title} | {mapping} | {units[spec.timestamp_unit]} "
-            f"| {spec.notes} |"
+            f"| `{spec.name}` | {spec.title} | {mapping} | {units[spec.timestamp_unit]} | {spec.notes} |"
         )
     return "\n".join(lines)
 
@@ -265,8 +260,7 @@ def _resolve_source(source: str | None) -> SourceSpec | None:
     spec = SOURCES.get(str(source).strip().lower())
     if spec is None:
         raise ConfigError(
-            f"unknown log source {source!r}; known sources: {', '.join(SOURCES)} "
-            "(or None to detect it)"
+            f"unknown log source {source!r}; known sources: {', '.join(SOURCES)} (or None to detect it)"
         )
     return spec
 
@@ -513,9 +507,7 @@ def _convert_id(arr: pa.Array, where: _Where, column: str) -> np.ndarray | pa.Ar
         if _first_true(_integral_floats(values)) is None:
             return values.astype(np.int64)
         return text
-    raise _bad_value(
-        where.name, column, where(0), f"unsupported type {t}:", arr[0].as_py(), expected
-    )
+    raise _bad_value(where.name, column, where(0), f"unsupported type {t}:", arr[0].as_py(), expected)
 
 
 def _convert_behavior(arr: pa.Array, where: _Where, spec: SourceSpec) -> np.ndarray:
@@ -559,9 +551,7 @@ def _convert_behavior(arr: pa.Array, where: _Where, spec: SourceSpec) -> np.ndar
     return codes.astype(np.int8)
 
 
-_TIME_EXPECTED = (
-    "epoch seconds, an ISO 8601 datetime (e.g. 2017-11-25T10:00:00+08:00) or a date (2017-11-25)"
-)
+_TIME_EXPECTED = "epoch seconds, an ISO 8601 datetime (e.g. 2017-11-25T10:00:00+08:00) or a date (2017-11-25)"
 
 
 def _expected_time(unit: str) -> str:
@@ -573,9 +563,7 @@ def _expected_time(unit: str) -> str:
     return _TIME_EXPECTED
 
 
-def _check_seconds(
-    secs: np.ndarray, raw: pa.Array, where: _Where, unit: str, *, numeric: bool
-) -> np.ndarray:
+def _check_seconds(secs: np.ndarray, raw: pa.Array, where: _Where, unit: str, *, numeric: bool) -> np.ndarray:
     """Reject times before 1970 and numbers too large to be epoch seconds."""
     k = _first_true(secs < 0)
     if k is not None:
@@ -631,12 +619,10 @@ def _from_mmdd(values: np.ndarray, raw: pa.Array, where: _Where) -> np.ndarray:
     values = values.astype(np.int64)
     month, day = values // 100, values % 100
     plausible = (values >= 0) & (month >= 1) & (month <= 12) & (day >= 1)
-    month_start = np.datetime64(f"{TMALL_YEAR:04d}-01", "M") + (
-        np.where(plausible, month, 1) - 1
-    ).astype("timedelta64[M]")
-    date = month_start.astype("datetime64[D]") + (np.where(plausible, day, 1) - 1).astype(
-        "timedelta64[D]"
+    month_start = np.datetime64(f"{TMALL_YEAR:04d}-01", "M") + (np.where(plausible, month, 1) - 1).astype(
+        "timedelta64[M]"
     )
+    date = month_start.astype("datetime64[D]") + (np.where(plausible, day, 1) - 1).astype("timedelta64[D]")
     valid = plausible & (date.astype("datetime64[M]") == month_start)
     k = _first_true(~valid)
     if k is not None:
@@ -732,9 +718,7 @@ def _from_text(text: pa.Array, raw: pa.Array, where: _Where, unit: str) -> tuple
     k = _first_true(pc.invert(pc.or_(is_number, is_dated)))
     if k is not None:  # also refuses words such as "now" and "today", which pandas would read
         problem = "blank value" if text[k].as_py() == "" else "cannot read as a time"
-        raise _bad_value(
-            where.name, "timestamp", where(k), problem, raw[k].as_py(), _expected_time(unit)
-        )
+        raise _bad_value(where.name, "timestamp", where(k), problem, raw[k].as_py(), _expected_time(unit))
     secs = np.empty(len(text), dtype=np.int64)
     n_dates = 0
     numbers = np.flatnonzero(is_number.to_numpy(zero_copy_only=False))
@@ -777,17 +761,9 @@ def _convert_duration(arr: pa.Array, where: _Where) -> np.ndarray:
         number = pc.match_substring_regex(text, _NUMBER)
         k = _first_true(pc.invert(pc.or_(number, pc.equal(text, ""))))
         if k is not None:
-            raise _bad_value(
-                where.name, "duration", where(k), "not a number", arr[k].as_py(), expected
-            )
-        values = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text).cast(
-            pa.float64()
-        )
-    elif (
-        pa.types.is_integer(arr.type)
-        or pa.types.is_floating(arr.type)
-        or pa.types.is_null(arr.type)
-    ):
+            raise _bad_value(where.name, "duration", where(k), "not a number", arr[k].as_py(), expected)
+        values = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text).cast(pa.float64())
+    elif pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type):
         values = arr.cast(pa.float64())
     else:
         raise _bad_value(
@@ -876,9 +852,7 @@ class _Table:
             parquet = pq.ParquetFile(self.path)
             batches = parquet.iter_batches(columns=physical)
         except (pa.ArrowException, OSError) as exc:
-            raise DataValidationError(
-                f"{self.name}: cannot read as Parquet: {_first_line(exc)}"
-            ) from exc
+            raise DataValidationError(f"{self.name}: cannot read as Parquet: {_first_line(exc)}") from exc
         while True:
             try:
                 batch = next(batches)
@@ -1014,8 +988,7 @@ def _open_table(
         )
     if head.startswith(b"\x1f\x8b") or head.startswith(b"PK\x03\x04"):
         raise DataValidationError(
-            f"{name}: compressed (gzip/zip) data; decompress it first, expected a CSV or "
-            f"Parquet {what}"
+            f"{name}: compressed (gzip/zip) data; decompress it first, expected a CSV or Parquet {what}"
         )
     nul = head.find(b"\x00")
     if nul >= 0:
@@ -1024,9 +997,7 @@ def _open_table(
         )
     first, newline, _ = head.partition(b"\n")
     if not newline and len(head) == _SNIFF_BYTES:
-        raise DataValidationError(
-            f"{name}: line 1 is longer than {_SNIFF_BYTES:,} bytes; not a CSV {what}"
-        )
+        raise DataValidationError(f"{name}: line 1 is longer than {_SNIFF_BYTES:,} bytes; not a CSV {what}")
     try:
         text = first.decode("utf-8-sig").rstrip("\r")
     except UnicodeDecodeError as exc:
@@ -1168,10 +1139,7 @@ def _keep_rows(
 ) -> dict[str, np.ndarray | pa.ChunkedArray]:
     """Filter every column with one boolean mask."""
     mask = pa.array(keep)
-    return {
-        c: (v.filter(mask) if isinstance(v, pa.ChunkedArray) else v[keep])
-        for c, v in columns.items()
-    }
+    return {c: (v.filter(mask) if isinstance(v, pa.ChunkedArray) else v[keep]) for c, v in columns.items()}
 
 
 _CATEGORY_ALIASES: Mapping[str, str] = MappingProxyType(
@@ -1281,11 +1249,7 @@ def _detect_source(table: _Table, first: _Batch) -> SourceSpec:
         arr = arr.dictionary
     if pa.types.is_integer(arr.type):
         arr = arr.cast(pa.string())
-    values = {
-        str(v).strip().lower()
-        for v in pc.unique(arr.cast(pa.string())).to_pylist()
-        if v is not None
-    }
+    values = {str(v).strip().lower() for v in pc.unique(arr.cast(pa.string())).to_pylist() if v is not None}
     if "pv" in values:
         return SOURCES["taobao"]
     if values & {"addtocart", "transaction"}:
@@ -1471,15 +1435,11 @@ def load_log(
                 "; a log without categories (e.g. RetailRocket events.csv) needs "
                 "item_categories=<CSV of item_id,category_id, or RetailRocket item_properties>"
             )
-        raise DataValidationError(
-            f"{name}: missing required column {names} ({table.header_text()}){hint}"
-        )
+        raise DataValidationError(f"{name}: missing required column {names} ({table.header_text()}){hint}")
     wanted = [*needed, *(c for c in OPTIONAL_COLUMNS if c in table.columns)]
     notes: list[str] = []
     if category_paths and "category_id" in table.columns:
-        notes.append(
-            f"{name}: its category column is ignored; categories come from item_categories"
-        )
+        notes.append(f"{name}: its category column is ignored; categories come from item_categories")
 
     batches = table.batches(wanted, block_size)
     first = next(batches, None)

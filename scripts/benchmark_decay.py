@@ -27,7 +27,7 @@ import torch
 
 from decay_model.artifact import atomic_write_json
 from decay_model.logs import SOURCES, BehaviourLog, load_log
-from decay_model.neural import PRESETS, NeuralDecay, NeuralDecayNet, preset
+from decay_model.neural import PRESETS, NeuralDecay, NeuralDecayNet, preset, seeded_generators
 from decay_model.sequences import GroupData, build_vocab
 from decay_model.synthetic import SyntheticConfig, generate
 from decay_model.task import EvalTask
@@ -65,8 +65,9 @@ def measure(
     dev = torch.device(device)
     data = GroupData.from_task(task, "train")
     vocab = build_vocab(data.index, task.split.valid_start, config.vocab_min_count, config.vocab_max_size)
-    torch.manual_seed(args.seed)
-    net = NeuralDecayNet(config, len(vocab), float(task.config.horizon_hours)).to(dev)
+    init, dropout = seeded_generators(args.seed, dev)  # not torch's global generator
+    net = NeuralDecayNet(config, len(vocab), float(task.config.horizon_hours), generator=init).to(dev)
+    net.set_dropout_generator(dropout)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr)
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)

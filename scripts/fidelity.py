@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from decay_model.artifact import atomic_write_bytes, atomic_write_json
 from decay_model.exponential import DecayFitConfig
@@ -207,7 +206,6 @@ def plot_overlays(run_dir: Path, report: FidelityReport) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Fit, simulate, compare, write the run folder and print the table."""
     args = parse_args(argv)
-    torch.manual_seed(args.seed)
     task_config = TaskConfig(train_days=args.train_days, valid_days=args.valid_days, test_days=args.test_days)
     config = get_preset(args.preset)
     fit_config = DecayFitConfig(max_iter=30, shrinkage_grid=()) if args.quick_fit else None

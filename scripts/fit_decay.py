@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from decay_model import MODELS, TaskConfig
 from decay_model.artifact import atomic_write_bytes, atomic_write_json, save_artifact
@@ -73,7 +72,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--out", metavar="DIR", help="run folder (default: runs/fit_decay__<data>__seed<seed>__<time>)"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the synthetic log and of torch (default: 0)"
+        "--seed", type=int, default=0, help="seed of the synthetic log and of NeuralDecay (default: 0)"
     )
     parser.add_argument(
         "--horizon-hours", type=float, default=24.0, help="prediction horizon h (default: 24)"
@@ -220,7 +219,6 @@ def _clean(metrics: dict[str, float]) -> dict[str, float | None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Fit, evaluate, write the run folder and print the table."""
     args = parse_args(argv)
-    torch.manual_seed(args.seed)
     task_config = TaskConfig(
         horizon_hours=args.horizon_hours,
         step_hours=args.step_hours,

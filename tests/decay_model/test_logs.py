@@ -220,9 +220,7 @@ def test_retailrocket_with_item_category_csv(tmp_path: Path) -> None:
     )
     message = error_of(lambda: load_log(events))
     assert "category_id" in message and "item_categories" in message
-    categories = write(
-        tmp_path, rows("itemid,categoryid", "355908,1", "248676,2", "111016,3"), "c.csv"
-    )
+    categories = write(tmp_path, rows("itemid,categoryid", "355908,1", "248676,2", "111016,3"), "c.csv")
     log = load_log(events, item_categories=categories)
     assert log.report.source == "retailrocket"
     assert log.report.dropped == {"no_category": 1}
@@ -239,9 +237,7 @@ def test_retailrocket_with_item_category_csv(tmp_path: Path) -> None:
 def test_retailrocket_item_properties_latest_category_wins(tmp_path: Path) -> None:
     events = write(
         tmp_path,
-        rows(
-            "timestamp,visitorid,event,itemid", "1433221332117,1,view,10", "1433221332118,1,view,11"
-        ),
+        rows("timestamp,visitorid,event,itemid", "1433221332117,1,view,10", "1433221332118,1,view,11"),
         "events.csv",
     )
     part1 = write(
@@ -282,9 +278,7 @@ def test_canonical_codes_and_iso_times(tmp_path: Path) -> None:
 def test_float_seconds_are_floored_and_dates_warn(tmp_path: Path) -> None:
     log = load_log(write(tmp_path, rows("1,1,1,view,100.9", "1,1,1,buy,99.99")))
     assert log.events["timestamp"].tolist() == [99, 100]
-    path = write(
-        tmp_path, rows("1,1,1,view,2017-11-25", "1,2,1,view,2017-11-24", "1,3,1,buy,2017-11-25")
-    )
+    path = write(tmp_path, rows("1,1,1,view,2017-11-25", "1,2,1,view,2017-11-24", "1,3,1,buy,2017-11-25"))
     with pytest.warns(LogWarning, match="within-day order is lost") as record:
         log = load_log(path)
     assert record[0].filename == __file__  # the warning points at the caller
@@ -365,9 +359,7 @@ def test_line_numbers_across_small_blocks(tmp_path: Path) -> None:
     lines = [f"{i},{i},1,pv,{100 + i}" for i in range(200)]
     lines[150] = "150,150,1,pv,yesterday"
     message = error_of(
-        lambda: load_log(
-            write(tmp_path, rows("user,item,category,behavior,ts", *lines)), block_size=256
-        )
+        lambda: load_log(write(tmp_path, rows("user,item,category,behavior,ts", *lines)), block_size=256)
     )
     assert "line 152" in message and "'yesterday'" in message
 
@@ -430,8 +422,7 @@ def test_sources_table_and_spec() -> None:
 def test_summary_lists_warnings() -> None:
     report = LoadReport("x.csv", "canonical", 10, 7, {"exact_duplicate": 3}, ("a",))
     assert report.summary() == (
-        "read 10 rows from x.csv (source canonical); kept 7; dropped 3 (exact_duplicate 3); "
-        "1 warning(s)"
+        "read 10 rows from x.csv (source canonical); kept 7; dropped 3 (exact_duplicate 3); 1 warning(s)"
     )
 
 
@@ -449,9 +440,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_empty_file_and_header_only(tmp_path: Path) -> None:
     message = error_of(lambda: load_log(write(tmp_path, "", "empty.csv")))
     assert "empty.csv" in message and "0 bytes" in message
-    message = error_of(
-        lambda: load_log(write(tmp_path, "user_id,item_id,category_id,behavior,timestamp\n"))
-    )
+    message = error_of(lambda: load_log(write(tmp_path, "user_id,item_id,category_id,behavior,timestamp\n")))
     assert "empty log" in message and "no data rows" in message
     message = error_of(lambda: load_log(write(tmp_path, "\n\n")))
     assert "empty" in message
@@ -582,9 +571,7 @@ _EVENT = st.tuples(
 )
 
 
-@settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=st.lists(_EVENT, min_size=1, max_size=40))
 def test_csv_round_trip_matches_from_frame(tmp_path: Path, events: list[tuple]) -> None:
     frame = pd.DataFrame(events, columns=list(REQUIRED_COLUMNS))
