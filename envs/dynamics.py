@@ -374,7 +374,7 @@ class Simulator:
         state.alive[rows] = True
         state.hist_n[rows] = 0
         kernels.kernel("fill", len(rows))(
-            rows, self._params, self.item_table, state.counters, state.user, state.cat, state.cats,
+            rows, state.counters, self._params, self.item_table, state.user, state.cat, state.cats,
             state.present, state.flat_uc, state.item, state.slots,
         )  # fmt: skip
 
@@ -400,9 +400,9 @@ class Simulator:
         churned = np.empty(n, np.bool_)
         out = scratch["out"]
         kernels.kernel("step", n)(
-            np.ascontiguousarray(action), self._params, self._tables, state.counters, state.user,
+            np.ascontiguousarray(action), churned, self._params, self._tables, state.counters, state.user,
             state.alive, state.cat, state.cats, state.present, state.flat_uc, state.item, state.slots,
-            scratch["bias"], out, churned, detail.arrays(), state.history(),
+            scratch["bias"], out, detail.arrays(), state.history(),
             obs if obs is not None else scratch["no_obs"],
         )  # fmt: skip
         if self.reencoder is not None:

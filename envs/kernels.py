@@ -582,150 +582,89 @@ def _observe(i, o, par, counters, user, cats, present, flat_uc, slots):
 
 
 # -- the kernels: loops over users ----------------------------------------------------------------
-# Each loop exists twice, serial (range) and parallel (prange): the same per-user code, compiled as
-# separate functions because Numba's on-disk cache keys a function by its name, not its flags.
-@njit(cache=True)
-def _step_serial(
-    action,
-    par,
-    tables,
-    counters,
-    user,
-    alive,
-    cat,
-    cats,
-    present,
-    flat_uc,
-    item,
-    slots,
-    bias,
-    out,
-    churned,
-    browsing,
-    hist,
-    obs,
-):
-    for i in range(action.shape[0]):
-        churned[i] = _visit(
-            i,
-            action,
-            par,
-            tables,
-            counters,
-            user,
-            alive,
-            cat,
-            cats,
-            present,
-            flat_uc,
-            item,
-            slots,
-            bias,
-            out,
-            browsing,
-            hist,
-            obs,
-        )
+def _loops(parallel: bool) -> dict[str, Callable[..., Any]]:
+    """The four loops over users, compiled serial (range) or parallel (prange) around the same code.
 
+    Each gets a name of its own: Numba's on-disk cache keys a function by its name, not its flags.
+    """
+    loop = prange if parallel else range
 
-@njit(cache=True, parallel=True)
-def _step_parallel(
-    action,
-    par,
-    tables,
-    counters,
-    user,
-    alive,
-    cat,
-    cats,
-    present,
-    flat_uc,
-    item,
-    slots,
-    bias,
-    out,
-    churned,
-    browsing,
-    hist,
-    obs,
-):
-    for i in prange(action.shape[0]):
-        churned[i] = _visit(
-            i,
-            action,
-            par,
-            tables,
-            counters,
-            user,
-            alive,
-            cat,
-            cats,
-            present,
-            flat_uc,
-            item,
-            slots,
-            bias,
-            out,
-            browsing,
-            hist,
-            obs,
-        )
+    def step(
+        action,
+        churned,
+        par,
+        tables,
+        counters,
+        user,
+        alive,
+        cat,
+        cats,
+        present,
+        flat_uc,
+        item,
+        slots,
+        bias,
+        out,
+        browsing,
+        hist,
+        obs,
+    ):
+        for i in loop(action.shape[0]):
+            churned[i] = _visit(
+                i,
+                action,
+                par,
+                tables,
+                counters,
+                user,
+                alive,
+                cat,
+                cats,
+                present,
+                flat_uc,
+                item,
+                slots,
+                bias,
+                out,
+                browsing,
+                hist,
+                obs,
+            )
 
+    def observe(rows, obs, par, counters, user, cats, present, flat_uc, slots):
+        for j in loop(len(rows)):
+            _observe(rows[j], obs[rows[j]], par, counters, user, cats, present, flat_uc, slots)
 
-@njit(cache=True)
-def _observe_serial(rows, obs, par, counters, user, cats, present, flat_uc, slots):
-    for j in range(len(rows)):
-        _observe(rows[j], obs[rows[j]], par, counters, user, cats, present, flat_uc, slots)
+    def fill(rows, counters, par, item_table, user, cat, cats, present, flat_uc, item, slots):
+        for j in loop(len(rows)):
+            _fill_user(rows[j], counters, par, item_table, user, cat, cats, present, flat_uc, item, slots)
 
+    def fade(hours, cats):
+        for i in loop(len(hours)):
+            _fade(i, float(hours[i]), cats)
 
-@njit(cache=True, parallel=True)
-def _observe_parallel(rows, obs, par, counters, user, cats, present, flat_uc, slots):
-    for j in prange(len(rows)):
-        _observe(rows[j], obs[rows[j]], par, counters, user, cats, present, flat_uc, slots)
+    kind = "parallel" if parallel else "serial"
+    compiled = {}
+    for fn in (step, observe, fill, fade):
+        fn.__qualname__ = f"{fn.__name__}_{kind}"
+        compiled[fn.__name__] = njit(cache=True, parallel=parallel)(fn)
+    return compiled
 
 
 @njit(cache=True, inline="always")
-def _fill_user(i, par, item_table, counters, user, cat, cats, present, flat_uc, item, slots):
+def _fill_user(i, counters, par, item_table, user, cat, cats, present, flat_uc, item, slots):
     """K fresh candidates for a user starting an episode."""
     base = _stream(counters[KEY, i], counters[EPISODE, i], counters[VISIT, i], _FRESH)
     for k in range(present.shape[1]):
         _fill_slot(i, k, base, par, item_table, user, cat, cats, present, flat_uc, item, slots)
 
 
-@njit(cache=True)
-def _fill_serial(rows, par, item_table, counters, user, cat, cats, present, flat_uc, item, slots):
-    for j in range(len(rows)):
-        _fill_user(rows[j], par, item_table, counters, user, cat, cats, present, flat_uc, item, slots)
-
-
-@njit(cache=True, parallel=True)
-def _fill_parallel(rows, par, item_table, counters, user, cat, cats, present, flat_uc, item, slots):
-    for j in prange(len(rows)):
-        _fill_user(rows[j], par, item_table, counters, user, cat, cats, present, flat_uc, item, slots)
-
-
-@njit(cache=True)
-def _fade_serial(hours, cats):
-    for i in range(len(hours)):
-        _fade(i, float(hours[i]), cats)
-
-
-@njit(cache=True, parallel=True)
-def _fade_parallel(hours, cats):
-    for i in prange(len(hours)):
-        _fade(i, float(hours[i]), cats)
-
-
 PARALLEL_FROM = {"step": 64, "observe": 2048, "fill": 2048, "fade": 2048}
 """Batches of at least this many users run on all of Numba's threads; smaller ones in the calling
 thread (waking the threads costs more than a light loop over a few hundred users)."""
 
-_KERNELS = {
-    "step": (_step_serial, _step_parallel),
-    "observe": (_observe_serial, _observe_parallel),
-    "fill": (_fill_serial, _fill_parallel),
-    "fade": (_fade_serial, _fade_parallel),
-}
+_SERIAL, _PARALLEL = _loops(False), _loops(True)
+_KERNELS = {name: (_SERIAL[name], _PARALLEL[name]) for name in _SERIAL}
 
 
 def kernel(name: str, num_users: int) -> Callable[..., Any]:

@@ -107,10 +107,10 @@ def time_single(env_id: str, policy: str, seconds: float, seed: int) -> tuple[fl
 
 def time_vector(
     preset: str, num_users: int, policy: str, seconds: float, seed: int, reencode_every: int = 0
-) -> tuple[float, float, int, int]:
-    """User-steps per second (wall clock, CPU) of the vector env with ``num_users`` users.
+) -> dict[str, Any]:
+    """One table row: user-steps per second (wall clock, CPU) of the vector env with ``num_users`` users.
 
-    Also returns the calls and the state's bytes. With ``reencode_every`` > 0 at least two
+    With ``reencode_every`` > 0 the users are re-encoded that often and at least two
     re-encodings are timed.
     """
     venv = InterestDecayVectorEnv(num_users, preset=preset, reencode_every=reencode_every)
@@ -126,7 +126,17 @@ def time_vector(
         steps += len(actions)
     cpu = time.process_time() - cpu
     state_bytes = sum(getattr(venv.state, name).nbytes for name in venv.state.__dataclass_fields__)
-    return num_users * steps / elapsed, num_users * steps / cpu, steps, state_bytes
+    what = f"vector env (CPU, {numba.get_num_threads()} threads)"
+    return {
+        "what": f"{what} + neural re-encoding every {reencode_every} visits" if reencode_every else what,
+        "n": num_users,
+        "every": reencode_every,
+        "steps_per_s": num_users * steps / elapsed,
+        "steps_per_cpu_s": num_users * steps / cpu,
+        "steps": steps,
+        "state_mb": state_bytes / 2**20,
+        "peak_rss_mb": peak_rss_mib(),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,36 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.advance(task)
         for n in args.sizes:
             bar.update(task, description=f"vector env, N = {n:,}")
-            rate, cpu_rate, steps, nbytes = time_vector(args.preset, n, args.policy, args.seconds, args.seed)
-            rows.append(
-                {
-                    "what": f"vector env (CPU, {numba.get_num_threads()} threads)",
-                    "n": n,
-                    "steps_per_s": rate,
-                    "steps_per_cpu_s": cpu_rate,
-                    "steps": steps,
-                    "state_mb": nbytes / 2**20,
-                    "peak_rss_mb": peak_rss_mib(),
-                }
-            )
+            rows.append(time_vector(args.preset, n, args.policy, args.seconds, args.seed))
             bar.advance(task)
         reencode = None
         if args.reencode_every > 0:
             n, every = args.reencode_size, args.reencode_every
             bar.update(task, description=f"vector env, N = {n:,}, re-encoding every {every} visits")
-            rate, cpu_rate, steps, nbytes = time_vector(
-                args.preset, n, args.policy, args.seconds, args.seed, every
-            )
-            reencode = {
-                "what": f"vector env + neural re-encoding every {every} visits",
-                "n": n,
-                "every": every,
-                "steps_per_s": rate,
-                "steps_per_cpu_s": cpu_rate,
-                "steps": steps,
-                "state_mb": nbytes / 2**20,
-                "peak_rss_mb": peak_rss_mib(),
-            }
+            reencode = time_vector(args.preset, n, args.policy, args.seconds, args.seed, every)
         bar.advance(task)
 
     largest = max(args.sizes)
