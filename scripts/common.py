@@ -23,6 +23,7 @@ console = Console(stderr=True)
 _PACKAGES = (
     "decaygym",
     "numpy",
+    "numba",
     "pandas",
     "pyarrow",
     "torch",
