@@ -68,3 +68,21 @@ def test_without_reencoding_nothing_is_recorded():
     env.reset(seed=0)
     env.step(np.zeros((2, PRESETS["small"].num_slots), np.int64))
     assert env.state.hist_cat.shape == (2, 0) and env.sim.reencoder is None
+
+
+def test_checkers_pass_with_reencoding():
+    import warnings
+
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make("decaygym/InterestDecay-small-v0", reencode_every=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gym_check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(env, warn=True, skip_render_check=True)
+    env.reset(seed=0)
+    for _ in range(5):  # two re-encodings of the single user
+        obs, *_ = env.step(np.zeros(env.action_space.shape, np.int64))
+        assert env.observation_space.contains(obs)
