@@ -373,9 +373,9 @@ class Simulator:
             getattr(state, name)[rows] = 0
         state.alive[rows] = True
         state.hist_n[rows] = 0
-        kernels.kernel("fill", len(rows))(
-            rows, state.counters, self._params, self.item_table, state.user, state.cat, state.cats,
-            state.present, state.flat_uc, state.item, state.slots,
+        kernels.run(
+            "fill", len(rows), rows, state.counters, self._params, self.item_table, state.user, state.cat,
+            state.cats, state.present, state.flat_uc, state.item, state.slots,
         )  # fmt: skip
 
     # -- one visit -----------------------------------------------------------------------
@@ -399,10 +399,10 @@ class Simulator:
         detail = Browsing.allocate(n, self.config.max_user_categories) if browsing else scratch["browsing"]
         churned = np.empty(n, np.bool_)
         out = scratch["out"]
-        kernels.kernel("step", n)(
-            np.ascontiguousarray(action), churned, self._params, self._tables, state.counters, state.user,
-            state.alive, state.cat, state.cats, state.present, state.flat_uc, state.item, state.slots,
-            scratch["bias"], out, detail.arrays(), state.history(),
+        kernels.run(
+            "step", n, np.ascontiguousarray(action), churned, self._params, self._tables, state.counters,
+            state.user, state.alive, state.cat, state.cats, state.present, state.flat_uc, state.item,
+            state.slots, scratch["bias"], out, detail.arrays(), state.history(),
             obs if obs is not None else scratch["no_obs"],
         )  # fmt: skip
         if self.reencoder is not None:
@@ -445,7 +445,7 @@ class Simulator:
         I ← b + (I - b)·e^{-λΔ}: the same compiled code as between visits (used for the fidelity start).
         """
         hours = np.ascontiguousarray(hours, F32)
-        kernels.kernel("fade", len(hours))(hours, state.cats)
+        kernels.run("fade", len(hours), hours, state.cats)
 
     # -- what the agent sees -------------------------------------------------------------
     def predicted_interest(self, state: SimState) -> NDArray[np.float32]:
@@ -463,9 +463,9 @@ class Simulator:
         of the K candidates; the last U entries are ``USER_FEATURES``. Every value is in [0, 1].
         """
         rows = np.arange(state.num_users) if rows is None else np.asarray(rows, np.intp)
-        kernels.kernel("observe", len(rows))(
-            rows, out, self._params, state.counters, state.user, state.cats, state.present,
-            state.flat_uc, state.slots,
+        kernels.run(
+            "observe", len(rows), rows, out, self._params, state.counters, state.user, state.cats,
+            state.present, state.flat_uc, state.slots,
         )  # fmt: skip
 
     def hidden(self, state: SimState) -> tuple[NDArray[np.float32], NDArray[np.float32]]:

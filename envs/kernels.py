@@ -14,6 +14,7 @@ the same on every run and batch size.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -664,9 +665,18 @@ PARALLEL_FROM = {"step": 64, "observe": 2048, "fill": 2048, "fade": 2048}
 thread (waking the threads costs more than a light loop over a few hundred users)."""
 
 _SERIAL, _PARALLEL = _loops(False), _loops(True)
-_KERNELS = {name: (_SERIAL[name], _PARALLEL[name]) for name in _SERIAL}
+# Numba's default threading layer (workqueue) must not run two parallel kernels at once: a batch
+# that finds the threads busy (another Python thread stepping another env) runs serially instead
+# (same numbers either way).
+_THREADS = threading.Lock()
 
 
-def kernel(name: str, num_users: int) -> Callable[..., Any]:
-    """The compiled loop ``name`` (step, observe, fill or fade) suited to a batch of ``num_users``."""
-    return _KERNELS[name][num_users >= PARALLEL_FROM[name]]
+def run(name: str, num_users: int, *args: Any) -> None:
+    """Run the compiled loop ``name`` (step, observe, fill or fade) on a batch of ``num_users``."""
+    if num_users >= PARALLEL_FROM[name] and _THREADS.acquire(blocking=False):
+        try:
+            _PARALLEL[name](*args)
+        finally:
+            _THREADS.release()
+    else:
+        _SERIAL[name](*args)

@@ -204,3 +204,29 @@ def test_compiled_random_words_equal_the_numpy_hash():
             for j in (0, 1, 41, 69):
                 assert kernels._word(b, np.uint64(purpose), j) == words[i, j]
                 assert kernels._unit(words[i, j]) == rng.to_unit(words[i, j : j + 1].copy())[0]
+
+
+def test_envs_stepped_from_two_threads_at_once_give_the_same_numbers():
+    """Numba's parallel loops must not run twice at once: a busy pool means a serial loop, same result."""
+    import threading
+
+    n = kernels.PARALLEL_FROM["step"] + 8
+    actions = np.random.default_rng(1).integers(0, 3, (20, n, 20))
+
+    def run(out):
+        sim, state = start("default", n=n, seed=7)
+        for a in actions:
+            sim.step(state, a)
+        out.append(state.slots.copy())
+
+    alone = []
+    run(alone)
+    results = []
+    threads = [threading.Thread(target=run, args=(results,)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3
+    for r in results:
+        np.testing.assert_array_equal(r, alone[0])
