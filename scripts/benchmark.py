@@ -217,16 +217,26 @@ def stage_evaluate(
 ) -> Path:
     """Every policy on the same held-out users; returns the evaluation folder."""
     out = run_dir / "evaluate"
-    if not _done(out / "summary.json"):
-        models = [str(model_path(r)) for algo_runs in runs.values() for r in algo_runs]
+    models = [str(model_path(r)) for algo_runs in runs.values() for r in algo_runs]
+    wanted = [*BASELINE_POLICIES, *models, str(tree)]
+    if not _done(out / "summary.json") or not _evaluated(out / "summary.json", wanted):
         evaluate_script.main(
             [
                 "--preset", args.preset, "--seed", str(args.seed), "--eval-users", str(level.eval_users),
-                "--tuned", str(tuned), "--out", str(out),
-                "--policies", *BASELINE_POLICIES, *models, str(tree),
+                "--tuned", str(tuned), "--out", str(out), "--policies", *wanted,
             ]
         )  # fmt: skip
     return out
+
+
+def _evaluated(summary_path: Path, wanted: list[str]) -> bool:
+    """Whether a finished evaluation covers every wanted policy (names, or model files by path)."""
+
+    def key(spec: str) -> str:
+        return spec if spec in BASELINE_POLICIES else str(Path(spec).resolve())
+
+    done = {key(v["spec"]) for v in json.loads(summary_path.read_text())["policies"].values()}
+    return {key(spec) for spec in wanted} <= done
 
 
 def seed_spread(

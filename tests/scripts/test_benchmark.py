@@ -29,6 +29,11 @@ def test_smoke_benchmark_writes_the_report_and_reuses_finished_stages(tmp_path, 
     stamp = (out / "train" / "ppo_seed0" / "model.zip").stat().st_mtime_ns
     assert benchmark.main(argv) == 0
     assert (out / "train" / "ppo_seed0" / "model.zip").stat().st_mtime_ns == stamp
+    # one more agent on the same folder: PPO is reused, the new one trained, and everything re-evaluated
+    assert benchmark.main([*argv, "--algos", "ppo", "a2c"]) == 0
+    assert (out / "train" / "ppo_seed0" / "model.zip").stat().st_mtime_ns == stamp
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"ppo_seed0", "a2c_seed0"} <= set(summary["policies"]) and set(summary["agents"]) == {"ppo", "a2c"}
 
 
 @pytest.mark.parametrize(
