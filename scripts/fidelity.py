@@ -75,6 +75,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="fixed policy of the simulated side (default: always_show; refresh retires what was shown)",
     )
     parser.add_argument(
+        "--reencode-every",
+        type=int,
+        default=0,
+        help="re-encode the simulated users with the shipped neural decay model every this many visits "
+        "(dynamic adjustment; default: 0 = never)",
+    )
+    parser.add_argument(
         "--quick-fit",
         action="store_true",
         help="fit the decay model coarsely (30 iterations, no shrinkage tuning): for smoke tests only",
@@ -82,6 +89,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not (math.isfinite(args.session_gap_h) and args.session_gap_h > 0):
         parser.error(f"--session-gap-h must be a positive number of hours, got {args.session_gap_h}")
+    if args.reencode_every < 0:
+        parser.error(f"--reencode-every must be >= 0, got {args.reencode_every}")
     return args
 
 
@@ -208,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     task_config = TaskConfig(train_days=args.train_days, valid_days=args.valid_days, test_days=args.test_days)
     config = get_preset(args.preset)
+    if args.reencode_every:
+        config = config.replace(reencode_every=args.reencode_every)
     fit_config = DecayFitConfig(max_iter=30, shrinkage_grid=()) if args.quick_fit else None
     with progress() as bar:
         step = bar.add_task("loading the log", total=3)

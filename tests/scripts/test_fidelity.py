@@ -79,6 +79,17 @@ def test_script_on_a_small_synthetic_log(
     assert "purchase rate per engagement" in out and "re-engagement within 72 h" in out
 
 
+def test_script_with_reencoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        script, "SyntheticConfig", functools.partial(SyntheticConfig, n_users=30, n_categories=6)
+    )
+    monkeypatch.setattr(fidelity, "fit_decay", lambda *args, **kwargs: StubDecay())
+    run = tmp_path / "run"
+    assert script.main(["--out", str(run), "--preset", "small", "--reencode-every", "2"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert '"reencode_every": 2' in json.dumps(config)
+
+
 def test_bad_preset_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         script.cli(["--out", str(tmp_path / "run"), "--preset", "nope"])
