@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from agents.policy import (
     ACTION_NAMES,
     AGE_BLOCK,
+    AGE_SCALE_H,
     EMPTY_BLOCK,
     PREDICTED_INTEREST_BLOCK,
     Policy,
@@ -57,7 +58,6 @@ AGE_TITLES = {
 #: predicted-interest bucket edges (observation block 0)
 INTEREST_EDGES = (0.05, 0.1, 0.2, 0.4)
 INTEREST_LABELS = ("lt0.05", "0.05_0.1", "0.1_0.2", "0.2_0.4", "ge0.4")
-AGE_SCALE_H = 720.0
 
 #: the per-user metrics of a policy comparison (``compare_policies``)
 REPORT_METRICS = ("return", "clicks", "purchases", "slots_used", "churned")

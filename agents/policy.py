@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from decay_model.errors import ConfigError
+from envs import kernels
 from envs.config import SimConfig
 
 SHOW, REDUCE, RETIRE = 0, 1, 2
@@ -45,10 +46,12 @@ UNANSWERED_BLOCK = 5  # exposures since the item's last click
 EMPTY_BLOCK = 6
 AGE_BLOCK = 7
 VALUE_BLOCK = 8
-HOURS_SCALE = 24.0
-COUNT_SCALE = 5.0
-AGE_SCALE_H = 720.0
-VALUE_SCALE = 1.0
+HOURS_SCALE, COUNT_SCALE, AGE_SCALE_H, VALUE_SCALE = (
+    kernels.HOURS_SCALE,
+    kernels.COUNT_SCALE,
+    kernels.AGE_SCALE,
+    kernels.VALUE_SCALE,
+)  # how the env squashes the observation
 # user features, after the K·9 item features: visit / (visit + horizon), recent unanswered / (... + M),
 # share of empty slots
 VISIT_FEATURE, UNANSWERED_USER_FEATURE, EMPTY_SHARE_FEATURE = 0, 1, 2

@@ -187,14 +187,14 @@ PRESETS: dict[str, NeuralDecayConfig] = {
     "tiny": NeuralDecayConfig(),
     # Chosen on the Taobao validation period (see the README): the exponential prior carries most
     # of the signal, so a small network with a low learning rate generalises best; larger ones
-    # (d_model 64, 2 layers) scored the same on validation and take 3x longer. The shipped
-    # pretrained artifact was fitted with this preset (its card names the command).
+    # (d_model 64, 2 layers) scored the same on validation and take 3x longer.
     "base": _BASE,
     # ``base`` plus what validation showed the exponential lacks: per pair, the number of separate
     # visits and the hours since the first one, driving a linear departure of λ fitted before the
     # Transformer (which must then beat it on validation to be kept; on the Taobao slice it did so
     # only for seed 1, by 0.00004 in validation log-loss, so this preset's model is essentially the
-    # exponential prior plus that linear term).
+    # exponential prior plus that linear term). The shipped pretrained artifact is this preset's
+    # seed-0 fit (its card names the command).
     "base_sessions": replace(
         _BASE,
         preset="base_sessions",

@@ -88,12 +88,12 @@ ITEM_FEATURES = (
     "item_value",
 )
 USER_FEATURES = ("visit_index", "recent_unanswered", "empty_slots")
-HOURS_SCALE = F32(24.0)
-COUNT_SCALE = F32(5.0)
-AGE_SCALE = F32(720.0)
+HOURS_SCALE = F32(kernels.HOURS_SCALE)
+COUNT_SCALE = F32(kernels.COUNT_SCALE)
+AGE_SCALE = F32(kernels.AGE_SCALE)
 
-# per-slot float fields, packed in one (S, N, K) array so that a retired or refilled slot is one write
-# (the first FRESH_FIELDS are set when a candidate arrives; the rest are counters, zeroed on retirement)
+# per-slot float fields, packed in one (S, N, K) array (indices: envs.kernels.APPEAL ... SAT); the first
+# kernels.FRESH_FIELDS are set when a candidate arrives, the rest are counters, zeroed on retirement
 SLOT_FIELDS = (
     "appeal_mult",  # hidden: click_scale · quality · appeal
     "buy_p",  # hidden: purchase_rate · quality
@@ -107,8 +107,7 @@ SLOT_FIELDS = (
     "fatigue",
     "satiation",
 )
-APPEAL, BUYP, VALUE, ARRIVED, EXPO, CLICKS, BUYS, SINCE, EXPECTED, FATIGUE, SAT = range(len(SLOT_FIELDS))
-FRESH_FIELDS = EXPO
+assert len(SLOT_FIELDS) == kernels.NUM_SLOT_FIELDS
 COUNTER_FIELDS = ("key", "episode", "visit")
 USER_FIELDS = (
     "clock_h",
@@ -296,14 +295,14 @@ class Simulator:
         self.width = config.max_user_categories + 1
         # per catalogue item, the slot fields a fresh candidate starts with (before its appeal)
         cat_ = self.catalogue
-        self.item_table = np.stack(  # fields APPEAL..VALUE
+        self.item_table = np.stack(  # the slot fields appeal_mult, buy_p, value
             [config.click_scale * cat_.quality, config.purchase_rate * cat_.quality, cat_.value]
         ).astype(F32)
         # log-appeal ~ logistic with sd appeal_sd: (u / (1 - u))^(sd·√3/π)
         s = config.appeal_sd * np.sqrt(3.0) / np.pi
         mean_appeal = np.pi * s / np.sin(np.pi * s) if 0 < s < 1 else 1.0  # E[(u/(1-u))^s]
         # the system's prior click multiplier of a cold item: the catalogue's mean, times the mean appeal
-        self.mean_click_mult = F32(float(self.item_table[APPEAL].mean()) * mean_appeal)
+        self.mean_click_mult = F32(float(self.item_table[kernels.APPEAL].mean()) * mean_appeal)
         # bias_table[p] for 1-based position p <= M is 2^24 / log2(1 + p) (the 2^24 matches the 24-bit
         # uniforms); index 0 (not displayed) and M+1..K+1 (no position left) give 0
         positions = np.arange(1, m + 1, dtype=np.float64)
@@ -327,7 +326,6 @@ class Simulator:
             gap_quantiles,
         )
         derived = {
-            "width": self.width,
             "reduce_threshold": round(config.reduce_display_prob * 256),  # low 8 bits of the click word
             "explore_chance": config.explore_per_visit / MAX_EXPLORE,  # per try
             "log1m_organic_buy": np.log1p(-min(config.organic_purchase_rate, 1 - 1e-6)),
@@ -476,7 +474,7 @@ class Simulator:
         """
         interest = state.interest.ravel().take(state.flat_uc)
         interest *= state.present
-        return interest, slots_masked(state.slots[APPEAL], state.present)
+        return interest, slots_masked(state.slots[kernels.APPEAL], state.present)
 
 
 def slots_masked(values: NDArray[np.float32], present: NDArray[np.bool_]) -> NDArray[np.float32]:

@@ -68,7 +68,8 @@ from decay_model.logs import BEHAVIORS, BehaviourLog
 from decay_model.task import HOUR, EvalTask, TaskConfig
 from envs import rng
 from envs.config import SimConfig
-from envs.dynamics import BUYS, CLICKS, EXPO, SimState, Simulator
+from envs.dynamics import SimState, Simulator
+from envs.kernels import BUYS, CLICKS, EXPO
 from envs.population import Population
 
 __all__ = [

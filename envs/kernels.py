@@ -29,6 +29,10 @@ APPEAL, BUYP, VALUE, ARRIVED, EXPO, CLICKS, BUYS, SINCE, EXPECTED, FATIGUE, SAT 
 NUM_SLOT_FIELDS = 11
 FRESH_FIELDS = EXPO  # fields set when a candidate arrives; the rest are counters
 
+# observation squashing: hours h -> h / (h + HOURS_SCALE), counts c -> c / (c + COUNT_SCALE),
+# item age a -> a / (a + AGE_SCALE), value v -> v / (v + VALUE_SCALE)
+HOURS_SCALE, COUNT_SCALE, AGE_SCALE, VALUE_SCALE = 24.0, 5.0, 720.0, 1.0
+
 # per-user outputs of a visit, columns of ``out`` (N, NUM_OUT)
 (
     OUT_REWARD,
@@ -54,7 +58,6 @@ PARAM_FIELDS = (
     "num_slots",
     "exposure_slots",
     "fresh_per_visit",
-    "width",
     "items_per_category",
     "reduce_threshold",
     "click_value",
@@ -89,7 +92,6 @@ PARAM_FIELDS = (
     P_NUM_SLOTS,
     P_EXPOSURE_SLOTS,
     P_FRESH_PER_VISIT,
-    P_WIDTH,
     P_ITEMS_PER_CATEGORY,
     P_REDUCE_THRESHOLD,
     P_CLICK_VALUE,
@@ -119,8 +121,8 @@ PARAM_FIELDS = (
     P_SATIATION_RATE,
     P_MOOD_RATE,
     P_HORIZON,
-) = range(33)
-NUM_PARAMS = len(PARAM_FIELDS)
+) = range(32)
+assert len(PARAM_FIELDS) == P_HORIZON + 1
 """The scalars the kernels read, as one float64 vector ``par`` (``par[P_CLICK_LIFT]`` in a kernel)."""
 
 _M32 = np.uint64(0xFFFFFFFF)
@@ -559,11 +561,11 @@ def _observe(i, o, par, counters, user, cats, present, flat_uc, slots):
             est = cats[ESTIMATE, i, col] * (slots[CLICKS, i, k] + alpha) / (slots[EXPECTED, i, k] + alpha)
             o[k] = min(est * (1.0 - slots[SAT, i, k]), 1.0)
             since = clock - cats[LAST_ENGAGED, i, col]
-            o[k_slots + k] = since / (since + 24.0)
+            o[k_slots + k] = since / (since + HOURS_SCALE)
             age = clock - slots[ARRIVED, i, k]
-            o[7 * k_slots + k] = age / (age + 720.0)
+            o[7 * k_slots + k] = age / (age + AGE_SCALE)
             value = slots[VALUE, i, k]
-            o[8 * k_slots + k] = value / (value + 1.0)
+            o[8 * k_slots + k] = value / (value + VALUE_SCALE)
             o[6 * k_slots + k] = 0.0
         else:
             o[k] = 0.0
@@ -573,7 +575,7 @@ def _observe(i, o, par, counters, user, cats, present, flat_uc, slots):
             o[6 * k_slots + k] = 1.0
         for j in range(4):  # exposures, clicks, purchases, exposures since the last click (0 when empty)
             x = slots[EXPO + j, i, k]
-            o[(2 + j) * k_slots + k] = x / (x + 5.0)
+            o[(2 + j) * k_slots + k] = x / (x + COUNT_SCALE)
     u0 = 9 * k_slots
     v = float(counters[VISIT, i])
     o[u0] = v / (v + par[P_HORIZON])

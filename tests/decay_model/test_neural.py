@@ -169,8 +169,13 @@ def test_encoder_matches_pytorch_layer_in_eval_mode() -> None:
         torch.testing.assert_close(net.encoder(x, pad), reference(x, src_key_padding_mask=pad))
 
 
-def test_resume_after_a_kill_mid_epoch_matches_uninterrupted(task: EvalTask, tmp_path) -> None:
-    config = preset("tiny", epochs=3, dropout=0.1, patience=5)
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"session_features": True, "linear_departures": "rate"}],
+    ids=["transformer", "with_linear_stage"],
+)
+def test_resume_after_a_kill_mid_epoch_matches_uninterrupted(task: EvalTask, tmp_path, extra) -> None:
+    config = preset("tiny", epochs=3, dropout=0.1, patience=5, **extra)
     full = NeuralDecay(config, device="cpu", checkpoint_dir=tmp_path / "full").fit(task)
     assert (tmp_path / "full" / CHECKPOINT).is_file()
 
@@ -298,20 +303,3 @@ def test_linear_stage_is_epoch_zero_and_deterministic(task: EvalTask) -> None:
     assert np.all(np.isfinite(params["lam"])) and params["lam"].min() > 0
     again = NeuralDecay(config, device="cpu").fit(task)
     np.testing.assert_array_equal(again.predict(task, "valid"), model.predict(task, "valid"))
-
-
-def test_resume_with_the_linear_stage_matches_uninterrupted(task: EvalTask, tmp_path) -> None:
-    config = preset(
-        "tiny", epochs=3, dropout=0.1, patience=5, session_features=True, linear_departures="rate"
-    )
-    full = NeuralDecay(config, device="cpu", checkpoint_dir=tmp_path / "full").fit(task)
-
-    def kill(epoch: int, batch: int) -> None:
-        if epoch == 1 and batch == 2:
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        NeuralDecay(config, device="cpu", checkpoint_dir=tmp_path / "killed", on_batch=kill).fit(task)
-    resumed = NeuralDecay(config, device="cpu", checkpoint_dir=tmp_path / "killed", resume=True).fit(task)
-    assert [h["valid_log_loss"] for h in resumed.history] == [h["valid_log_loss"] for h in full.history]
-    np.testing.assert_array_equal(resumed.predict(task, "valid"), full.predict(task, "valid"))
