@@ -20,7 +20,6 @@ CUDA row is measured; the re-encoding model runs on CUDA when present.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -35,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 import envs
+from decay_model.artifact import atomic_write_json
 from envs.vector import InterestDecayVectorEnv
 from scripts.common import console, peak_rss_mib, progress, run_cli, versions
 
@@ -139,6 +139,31 @@ def time_vector(
     }
 
 
+def time_kernel(preset: str, num_users: int, policy: str, seconds: float, seed: int, threads: int) -> float:
+    """Seconds per user-step of the bare compiled step on ``threads`` of Numba's threads.
+
+    ``Simulator.step`` with observations and no env around it: what the dynamics themselves cost.
+    """
+    venv = InterestDecayVectorEnv(num_users, preset=preset)
+    venv.reset(seed=seed)
+    sim, state = venv.sim, venv.state
+    obs = np.empty((num_users, venv.config.obs_size), np.float32)
+    actions = draw_actions(policy, venv.action_space.shape, seed)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for a in actions[:2]:
+            sim.step(state, a, obs=obs)
+        steps, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            for a in actions:
+                sim.step(state, a, obs=obs)
+            steps += len(actions)
+    finally:
+        numba.set_num_threads(before)
+    return elapsed / (steps * num_users)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure, print the table, optionally write JSON; returns the exit status."""
     args = parse_args(argv)
@@ -149,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rows: list[dict[str, Any]] = []
     with progress() as bar:
-        task = bar.add_task("measuring", total=2 + len(args.sizes))
+        task = bar.add_task("measuring", total=3 + len(args.sizes))
         bar.update(task, description="single env (Python loop)")
         single, single_cpu, steps = time_single(env_id, args.policy, args.seconds, args.seed)
         rows.append(
@@ -173,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             n, every = args.reencode_size, args.reencode_every
             bar.update(task, description=f"vector env, N = {n:,}, re-encoding every {every} visits")
             reencode = time_vector(args.preset, n, args.policy, args.seconds, args.seed, every)
+        bar.advance(task)
+        bar.update(task, description="the bare compiled step")
+        step_n1 = time_kernel(args.preset, 1, args.policy, args.seconds, args.seed, threads=1)
+        step_cached = time_kernel(args.preset, 1024, args.policy, args.seconds, args.seed, threads=1)
         bar.advance(task)
 
     largest = max(args.sizes)
@@ -203,6 +232,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.print(
         f"ratio vector N = {largest:,} / single env: {ratio:,.1f}x (wall clock; load average {load:.1f})"
     )
+    threads = numba.get_num_threads()
+    needed = 100 * single
+    breakdown = {
+        "single_env_us_per_step": 1e6 / single,
+        "bare_step_n1_us": 1e6 * step_n1,
+        "bare_step_us_per_user_one_thread_n1024": 1e6 * step_cached,
+        "needed_for_100x_steps_per_s": needed,
+        "needed_for_100x_us_per_user_per_thread": 1e6 * threads / needed,
+    }
+    out.print(
+        f"where the time goes: single env {breakdown['single_env_us_per_step']:.1f} us a step, of which the "
+        f"bare compiled step (N = 1) {breakdown['bare_step_n1_us']:.1f} us; one user-step of the compiled "
+        f"step on one thread with the state in cache (N = 1,024): "
+        f"{breakdown['bare_step_us_per_user_one_thread_n1024']:.2f} us"
+    )
+    out.print(
+        f"100x the single env would take {needed:,.0f} user-steps/s: "
+        f"{breakdown['needed_for_100x_us_per_user_per_thread']:.2f} us per user-step "
+        f"on each of {threads} threads"
+    )
     out.print("CUDA: not measured (the dynamics are compiled for the CPU; no CUDA backend yet)")
     if args.json:
         result = {
@@ -212,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "single_steps_per_cpu_s": rows[0]["steps_per_cpu_s"],
             "vector_steps_per_cpu_s": vector_cpu,
             "reencode": reencode,
+            "breakdown": breakdown,
             "threads": numba.get_num_threads(),
             "ratio_n": largest,
             "load_average": load,
@@ -228,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_json(path, result)
     return 0
 
 

@@ -13,5 +13,9 @@ def test_throughput_writes_the_table_and_json(tmp_path, capsys):
     assert result["single_steps_per_s"] > 0
     assert set(result["vector_steps_per_s"]) == {"1", "8"}
     assert result["ratio"] == result["vector_steps_per_s"]["8"] / result["single_steps_per_s"]
+    breakdown = result["breakdown"]
+    assert breakdown["needed_for_100x_steps_per_s"] == 100 * result["single_steps_per_s"]
+    assert breakdown["bare_step_us_per_user_one_thread_n1024"] > 0
+    assert breakdown["single_env_us_per_step"] == 1e6 / result["single_steps_per_s"]
     printed = capsys.readouterr().out
-    assert "user-steps/s" in printed and "ratio" in printed
+    assert "user-steps/s" in printed and "ratio" in printed and "where the time goes" in printed
