@@ -61,6 +61,8 @@ class ActivitySummary:
         explore_per_visit: mean number of categories per visit that are new to the user.
         purchase_rate: purchases per event.
         categories_per_visit: mean distinct categories per visit (new or not).
+        repeat_per_visit: mean over users of r_u, the user's (shrunk) mean number of categories
+            per visit that they had engaged before (visits after the burn-in; NaN without any).
         n_users: users in the fit.
         n_visits: visits in the fit.
     """
@@ -75,6 +77,7 @@ class ActivitySummary:
     explore_per_visit: float
     purchase_rate: float
     categories_per_visit: float
+    repeat_per_visit: float
     n_users: int
     n_visits: int
 
@@ -89,7 +92,9 @@ class ActivityFit:
 
     Attributes:
         per_user: one row per user: ``user_id``, ``gap_log_mu`` (μ_u, shrunk), ``events_mean``
-            (e_u, events per engaged category, shrunk), ``n_visits``, ``last_event`` (seconds).
+            (e_u, events per engaged category, shrunk), ``repeat_per_visit`` (r_u, categories
+            engaged before, per visit after the burn-in, shrunk; NaN for users without such a
+            visit), ``n_visits``, ``last_event`` (seconds).
         summary: the population distribution.
     """
 
@@ -178,13 +183,26 @@ def fit_activity(
     first_seen = ev.groupby(["user_id", "category_id"])["timestamp"].transform("min")
     ev["new"] = ev["timestamp"].to_numpy() == first_seen.to_numpy()
     late = ev[ev["timestamp"].to_numpy() >= start + burn_in_h * HOUR]
-    by_visit = late.groupby(["visit", "category_id"])["new"].max().groupby(level=0).sum()
+    per_visit = (  # per late visit: the user, its categories, and how many of them were new
+        late.groupby(["visit", "category_id"])
+        .agg(user_id=("user_id", "first"), new=("new", "max"))
+        .groupby(level=0)
+        .agg(user_id=("user_id", "first"), new=("new", "sum"), cats=("new", "size"))
+        .reset_index(drop=True)
+    )
+    by_visit = per_visit["new"]
+    if len(per_visit):  # categories the user had engaged before, per visit (shrunk per user)
+        repeat = (per_visit["cats"] - per_visit["new"]).astype(np.float64)
+        rep_mu, rep_mean, _, _ = _shrink(repeat, per_visit["user_id"])
+    else:
+        rep_mu, rep_mean = pd.Series(dtype=np.float64), float("nan")
     users = visits.groupby("user_id").agg(n_visits=("t", "size"))
     per_user = pd.DataFrame(
         {
             "user_id": users.index.to_numpy(),
             "gap_log_mu": gap_mu.reindex(users.index, fill_value=gap_mean).to_numpy(),
             "events_mean": 1.0 + ev_mu.reindex(users.index, fill_value=ev_mean).to_numpy(),
+            "repeat_per_visit": rep_mu.reindex(users.index).to_numpy(),
             "n_visits": users["n_visits"].to_numpy(),
             "last_event": ev.groupby("user_id")["timestamp"].max().reindex(users.index).to_numpy(),
         }
@@ -200,6 +218,7 @@ def fit_activity(
         explore_per_visit=float(by_visit.mean()) if len(by_visit) else 0.0,
         purchase_rate=float((ev["behavior"].to_numpy() == BUY).mean()),
         categories_per_visit=float(len(per_cat) / len(visits)),
+        repeat_per_visit=rep_mean,
         n_users=len(users),
         n_visits=len(visits),
     )

@@ -16,6 +16,9 @@ from typing import Any
 from decay_model.errors import ArtifactError, ConfigError
 
 MAX_EXPLORE = 4
+TAOBAO_REPEAT_PER_VISIT = 0.979
+"""Categories a visit re-engages that the user had engaged before, the Taobao training period's mean
+user (``decay_model.activity``); a value for ``SimConfig.engagement_budget``."""
 """New categories a user can engage with in one visit (``explore_per_visit`` is their mean)."""
 
 
@@ -167,13 +170,22 @@ class SimConfig:
     engagement_scale: float = 0.65
     """κ: a category with 24 h engagement chance I is engaged in a visit after Δ hours with chance
     1 - (1 - I)^{κ(Δ/24)^β}. κ, β and engagement_lift were chosen from a grid against the
-    fidelity report on the Taobao log (decaygym-fidelity); the activity fields above are
-    fitted by decay_model.activity on its training period."""
+    fidelity report on the Taobao log (decaygym-fidelity; decaygym-calibrate cross-validates
+    such a choice, and shows that in budget mode, ``engagement_budget``, they barely matter);
+    the activity fields above are fitted by decay_model.activity on its training period."""
     engagement_gap_power: float = 0.2
     """β: how much the gap since the last visit matters (1: a hazard over the gap, 0: per visit)."""
     engagement_lift: float = 0.35
     """Browsing a category moves its interest a fraction toward 1: I ← I + engagement_lift·(1 - I)
     (calibrated with engagement_scale)."""
+    engagement_budget: float = 0.0
+    """0 (off): each tracked category is engaged on its own chance, as above. B > 0 (budget mode):
+    a visit's chances are scaled to sum to the user's budget r_u (each capped at 1), so interest
+    decides which tracked categories a visit re-engages, not how many. Real users re-engage a
+    steady number per visit whatever their interests, and a cohort whose tracked interests are all
+    recent otherwise over-engages. Bootstrapped real users bring their own r_u
+    (``decay_model.activity``: categories engaged before, per visit); B is everyone else's.
+    ``TAOBAO_REPEAT_PER_VISIT`` is the Taobao training period's mean user."""
     orphan_interest: float = 0.01
     """Interest in an item whose category the user no longer tracks (replaced by a new one)."""
     initial_interest_sd: float = 0.5
@@ -219,6 +231,12 @@ class SimConfig:
         finite = all(math.isfinite(float(v)) for v in q)
         if len(q) < 2 or not finite or any(b < a for a, b in itertools.pairwise(q)):
             raise bad("gap_residual_quantiles", "must be at least 2 finite, non-decreasing numbers")
+        budget = self.engagement_budget
+        if not isinstance(budget, int | float) or not 0.0 <= budget <= self.max_user_categories:
+            raise bad(
+                "engagement_budget",
+                f"must be a number in [0, max_user_categories={self.max_user_categories}]",
+            )
         if self.explore_per_visit > MAX_EXPLORE:
             raise bad("explore_per_visit", f"must be <= MAX_EXPLORE={MAX_EXPLORE}")
         if not isinstance(self.reencode_every, int) or self.reencode_every < 0:

@@ -19,6 +19,8 @@ One visit (``step``), for every user at once:
    with nothing engaged engages the category that came nearest (a visit is browsing). About
    ``explore_per_visit`` new categories are engaged too: each replaces the user's
    least-interesting tracked category that was not engaged now (its items become orphans).
+   In budget mode (``engagement_budget`` > 0) the chances of a visit are first scaled to sum to
+   the user's r_u, so that interest decides which categories, not how many.
    Engagement lifts interest, I ← I + engagement_lift·(1 - I), and each event is a purchase
    with chance ``organic_purchase_rate``. The system sees all of it (it is its own log).
 2. **Retire** (action 2): the slot empties for good (its item leaves the user's pool).
@@ -117,6 +119,7 @@ USER_FIELDS = (
     "gap_mu",
     "events_extra",
     "last_gap_h",
+    "budget",
 )
 CATEGORY_FIELDS = ("lam", "floor", "interest", "estimate", "last_engaged_h")
 _PACKED = {
@@ -134,10 +137,11 @@ class SimState:
     """Everything that changes, as a few packed arrays (the compiled step reads them directly).
 
     ``counters`` (3, N) uint32: ``key`` (seed-derived), ``episode``, ``visit``.
-    ``user`` (7, N) float32: ``clock_h`` (hours since the episode began), ``annoyance``,
+    ``user`` (8, N) float32: ``clock_h`` (hours since the episode began), ``annoyance``,
     ``satisfaction``, ``recent_unanswered`` (halving average of unanswered exposures per visit),
     ``gap_mu`` (μ_u of the return time), ``events_extra`` (mean events beyond the first per
-    engaged category), ``last_gap_h`` (hours since the previous visit). ``alive`` (N,).
+    engaged category), ``last_gap_h`` (hours since the previous visit), ``budget`` (r_u, tracked
+    categories a visit re-engages in budget mode). ``alive`` (N,).
     ``cat`` (N, W + 1) category index and ``cats`` (5, N, W + 1) float32: ``lam``, ``floor``,
     ``interest`` (true), ``estimate`` (the system's), ``last_engaged_h``; column W is the orphan column.
     Per slot: ``present``, ``flat_uc`` (index into the flattened (N·(W+1)) user-category arrays),
@@ -364,6 +368,7 @@ class Simulator:
             getattr(state, name)[rows, w] = orphan
         state.gap_mu[rows] = drawn["gap_mu"]
         state.events_extra[rows] = drawn["events_extra"]
+        state.budget[rows] = drawn["budget"]
         # the first visit follows a gap of typical length: the user's median
         state.last_gap_h[rows] = F32(cfg.session_gap_h) + np.exp(drawn["gap_mu"]).astype(F32)
         state.last_engaged_h[rows] = -NEVER_ENGAGED_H

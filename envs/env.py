@@ -159,8 +159,9 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
     ## Version History
     * v0: initial version (calibrated browsing, return times and pool age since the
       session-2 calibration; later, a compiled step with the same dynamics, optional
-      re-encoding, and the default population from the shipped ``base_sessions`` artifact;
-      ids unchanged because nothing was released before it).
+      re-encoding, the default population from the shipped ``base_sessions`` artifact, and an
+      opt-in budget mode for browsing, ``engagement_budget``; ids unchanged because nothing was
+      released before it).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012

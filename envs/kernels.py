@@ -87,6 +87,7 @@ PARAM_FIELDS = (
     "satiation_rate",
     "mood_rate",
     "horizon",
+    "engagement_budget",
 )
 (
     P_NUM_SLOTS,
@@ -121,8 +122,9 @@ PARAM_FIELDS = (
     P_SATIATION_RATE,
     P_MOOD_RATE,
     P_HORIZON,
-) = range(32)
-assert len(PARAM_FIELDS) == P_HORIZON + 1
+    P_ENGAGEMENT_BUDGET,
+) = range(33)
+assert len(PARAM_FIELDS) == P_ENGAGEMENT_BUDGET + 1
 """The scalars the kernels read, as one float64 vector ``par`` (``par[P_CLICK_LIFT]`` in a kernel)."""
 
 _M32 = np.uint64(0xFFFFFFFF)
@@ -177,7 +179,8 @@ VIEW, CLICK, BUY = 0, 1, 4
 
 # -- state layout (see envs.dynamics.SimState) ----------------------------------------------------
 KEY, EPISODE, VISIT = range(3)  # rows of the uint32 counters (3, N)
-CLOCK, ANNOYANCE, SATISFACTION, RECENT, GAP_MU, EVENTS_EXTRA, LAST_GAP = range(7)  # rows of user (7, N)
+# rows of user (8, N)
+CLOCK, ANNOYANCE, SATISFACTION, RECENT, GAP_MU, EVENTS_EXTRA, LAST_GAP, BUDGET = range(8)
 LAM, FLOOR, INTEREST, ESTIMATE, LAST_ENGAGED = range(5)  # rows of the per-category floats (5, N, W + 1)
 
 
@@ -272,12 +275,23 @@ def _browse(
     clock = user[CLOCK, i]
     expo = par[P_ENGAGEMENT_SCALE] * (user[LAST_GAP, i] / 24.0) ** par[P_ENGAGEMENT_GAP_POWER]
     engaged = 0  # bit c: tracked category c engaged, with chance q = 1 - (1 - I)^expo
-    for c in range(w):
-        x = min(cats[INTEREST, i, c], _ALMOST_1)
-        u = _unit(_word(base, _VISIT, b0 + c))
-        # q <= expo·I/(1 - I) (as 1 - e^{-y} <= y and -log(1 - I) <= I/(1 - I)): the power only when needed
-        if u < expo * x / (1.0 - x) * _BOUND_SLACK and u < 1.0 - (1.0 - x) ** expo:
-            engaged |= 1 << c
+    if par[P_ENGAGEMENT_BUDGET] > 0.0:  # budget mode: the chances scaled to sum to the user's r_u
+        budget = user[BUDGET, i]
+        total = 0.0
+        for c in range(w):
+            total += 1.0 - (1.0 - min(cats[INTEREST, i, c], _ALMOST_1)) ** expo
+        scale = budget / total if total > 0.0 else 0.0
+        for c in range(w):
+            q = 1.0 - (1.0 - min(cats[INTEREST, i, c], _ALMOST_1)) ** expo
+            if _unit(_word(base, _VISIT, b0 + c)) < q * scale:
+                engaged |= 1 << c
+    else:
+        for c in range(w):
+            x = min(cats[INTEREST, i, c], _ALMOST_1)
+            u = _unit(_word(base, _VISIT, b0 + c))
+            # q <= expo·I/(1 - I) (as 1 - e^{-y} <= y and -log(1 - I) <= I/(1 - I)): the power only if needed
+            if u < expo * x / (1.0 - x) * _BOUND_SLACK and u < 1.0 - (1.0 - x) ** expo:
+                engaged |= 1 << c
     active = 0
     for t in range(e):
         if _unit(_word(base, _VISIT, b0 + 3 * w + t)) < par[P_EXPLORE_CHANCE]:

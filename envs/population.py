@@ -128,8 +128,8 @@ class Population:
         A user with fewer than ``max_user_categories`` categories gets the most common other
         categories of the population at their floor (interests they may still discover).
         ``activity`` (``decay_model.activity.fit_activity(...).per_user``) gives the users' own
-        return times and browsing depth; users missing there (or all, without it) draw them
-        from the config's population distribution.
+        return times, browsing depth and categories re-engaged per visit; users missing there
+        (or all, without it) draw them from the config's population distribution.
         """
         from decay_model.population import summarize_population
 
@@ -168,10 +168,13 @@ class Population:
         real["estimate"] = real["interest"].copy()  # the system knows what the model encoded
         real["gap_mu"] = np.full(len(uniq), np.nan, np.float32)
         real["events_extra"] = np.full(len(uniq), np.nan, np.float32)
+        real["budget"] = np.full(len(uniq), np.nan, np.float32)
         if activity is not None:
             act = activity.set_index("user_id").reindex(uniq)
             real["gap_mu"][:] = act["gap_log_mu"].to_numpy()
             real["events_extra"][:] = act["events_mean"].to_numpy() - 1.0
+            if "repeat_per_visit" in act:
+                real["budget"][:] = act["repeat_per_visit"].to_numpy()
         return cls(**{**base.__dict__, "real": real, "source": f"{source} (bootstrap of {len(uniq)} users)"})
 
     @classmethod
@@ -195,8 +198,9 @@ class Population:
         probability scale), ``estimate`` (the system's starting estimate: the category's mean
         interest for a new user, the encoded interest for a real one), ``weight`` (the category's
         weight in the user's history or the population; informative only), and per user
-        ``gap_mu`` (μ_u of the return time) and ``events_extra`` (mean events beyond the first
-        per engaged category).
+        ``gap_mu`` (μ_u of the return time), ``events_extra`` (mean events beyond the first
+        per engaged category) and ``budget`` (r_u, the tracked categories a visit re-engages in
+        budget mode: a real user's own when the bootstrap has it, else ``config.engagement_budget``).
         """
         n, width = len(key), config.max_user_categories
         base = rng.stream(key, episode, np.zeros(n, np.uint32), rng.DRAW_POPULATION)[:, None]
@@ -235,6 +239,7 @@ class Population:
             "weight": self.share[cat].astype(np.float32),
             "gap_mu": gap_mu,
             "events_extra": extra,
+            "budget": np.full(n, config.engagement_budget, np.float32),
         }
 
     def _activity(
@@ -257,6 +262,9 @@ class Population:
         gap_mu, extra = self._activity(config, base)
         out["gap_mu"] = np.where(np.isnan(out["gap_mu"]), gap_mu, out["gap_mu"]).astype(np.float32)
         out["events_extra"] = np.where(np.isnan(out["events_extra"]), extra, out["events_extra"]).astype(
+            np.float32
+        )
+        out["budget"] = np.where(np.isnan(out["budget"]), config.engagement_budget, out["budget"]).astype(
             np.float32
         )
         return out

@@ -33,7 +33,7 @@ from decay_model.artifact import atomic_write_bytes, atomic_write_json
 from decay_model.logs import SOURCES
 from decay_model.task import TaskConfig
 from envs.calibration import DEFAULT_GRID, KNOBS, Calibration, calibrate
-from envs.config import get_preset
+from envs.config import TAOBAO_REPEAT_PER_VISIT, get_preset
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
 from scripts.fidelity import load_data
 from scripts.plots import pyplot, save_png
@@ -65,6 +65,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             default=list(DEFAULT_GRID[knob]),
             help=f"values of {knob} (default: {' '.join(map(str, DEFAULT_GRID[knob]))})",
         )
+    parser.add_argument(
+        "--engagement-budget",
+        type=float,
+        default=None,
+        metavar="B",
+        help="budget mode (SimConfig.engagement_budget): each real user re-engages their own number of "
+        f"tracked categories per visit, B for users without one ({TAOBAO_REPEAT_PER_VISIT} is the Taobao "
+        "mean user); 0 = off (default: the preset's)",
+    )
     parser.add_argument(
         "--session-gap-h", type=float, default=0.5, help="inactivity that ends a visit, hours (default 0.5)"
     )
@@ -198,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     task_config = TaskConfig(train_days=args.train_days, valid_days=args.valid_days, test_days=args.test_days)
     base = get_preset(args.preset)
+    if args.engagement_budget is not None:
+        base = base.replace(engagement_budget=args.engagement_budget)
     grid = {knob: tuple(getattr(args, knob_attr(knob))) for knob in KNOBS}
     total = int(np.prod([len(v) for v in grid.values()]))
     args.sim_seeds = list(args.sim_seeds)

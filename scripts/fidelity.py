@@ -35,7 +35,7 @@ from decay_model.exponential import DecayFitConfig
 from decay_model.logs import SOURCES, BehaviourLog, load_log
 from decay_model.synthetic import SyntheticConfig, generate
 from decay_model.task import TaskConfig
-from envs.config import get_preset
+from envs.config import TAOBAO_REPEAT_PER_VISIT, get_preset
 from envs.fidelity import POLICIES, FidelityReport, fidelity_report
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
 from scripts.plots import pyplot, save_png
@@ -61,6 +61,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--preset", default="default", help="simulator preset (envs.config.PRESETS; default: default)"
+    )
+    parser.add_argument(
+        "--engagement-budget",
+        type=float,
+        default=None,
+        metavar="B",
+        help="budget mode (SimConfig.engagement_budget): each real user re-engages their own number of "
+        f"tracked categories per visit, B for users without one ({TAOBAO_REPEAT_PER_VISIT} is the Taobao "
+        "mean user); 0 = off (default: the preset's)",
     )
     parser.add_argument(
         "--session-gap-h", type=float, default=0.5, help="inactivity that ends a visit, hours (default 0.5)"
@@ -217,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     task_config = TaskConfig(train_days=args.train_days, valid_days=args.valid_days, test_days=args.test_days)
     config = get_preset(args.preset)
+    if args.engagement_budget is not None:
+        config = config.replace(engagement_budget=args.engagement_budget)
     if args.reencode_every:
         config = config.replace(reencode_every=args.reencode_every)
     fit_config = DecayFitConfig(max_iter=30, shrinkage_grid=()) if args.quick_fit else None

@@ -6,7 +6,7 @@ from decay_model.activity import fit_activity
 from decay_model.errors import DataValidationError
 from decay_model.logs import load_log
 from decay_model.task import TaskConfig, make_split
-from envs.config import SimConfig
+from envs.config import TAOBAO_REPEAT_PER_VISIT, SimConfig
 
 H = 3600.0
 
@@ -36,9 +36,32 @@ def test_gaps_and_browsing_depth_are_recovered():
     # 3 events a visit over 2 categories: one category gets 2 events, the other 1
     assert fit.per_user["events_mean"].to_numpy() == pytest.approx(1.5)
     assert s.categories_per_visit == pytest.approx(2.0)
+    # after the 48 h burn-in both categories are old ones: 2 repeats a visit, 0 new
+    assert fit.per_user["repeat_per_visit"].to_numpy() == pytest.approx(2.0)
+    assert s.repeat_per_visit == pytest.approx(2.0) and s.explore_per_visit == 0.0
     assert s.purchase_rate == 0.0
     q = np.asarray(s.gap_residual_quantiles)
     assert np.all(np.diff(q) >= 0) and q[len(q) // 2] == pytest.approx(0.0, abs=0.05)
+
+
+def test_repeat_categories_per_visit_count_only_categories_seen_before():
+    rows = [  # (user, category, hour): visits at 0 h, 50 h and 60 h; the burn-in is 48 h
+        (1, 10, 0.0),
+        (1, 10, 50.0),
+        (1, 20, 50.1),
+        (1, 20, 60.0),
+        (1, 30, 60.1),
+        (2, 10, 0.0),
+        (2, 10, 1.0),  # user 2 has no visit after the burn-in: no r_u
+    ]
+    frame = pd.DataFrame(rows, columns=["user_id", "category_id", "hours"])
+    events = frame.assign(item_id=1, behavior=0, timestamp=frame.pop("hours") * H)
+    fit = fit_activity(events, 0.0, 1e9)
+    r = fit.per_user.set_index("user_id")["repeat_per_visit"]
+    assert r[1] == pytest.approx(1.0)  # 50 h: 10 again (20 new); 60 h: 20 again (30 new)
+    assert np.isnan(r[2])
+    assert fit.summary.repeat_per_visit == pytest.approx(1.0)
+    assert fit.summary.explore_per_visit == pytest.approx(1.0)
 
 
 def test_a_window_without_returning_users_is_an_error():
@@ -59,5 +82,6 @@ def test_simulator_defaults_are_the_taobao_fit(taobao_path):
     assert cfg.events_log_mean == pytest.approx(s.events_log_mean, abs=1e-3)
     assert cfg.events_log_user_sd == pytest.approx(s.events_log_user_sd, abs=1e-3)
     assert cfg.explore_per_visit == pytest.approx(s.explore_per_visit, abs=1e-3)
+    assert TAOBAO_REPEAT_PER_VISIT == pytest.approx(s.repeat_per_visit, abs=1e-3)
     assert cfg.organic_purchase_rate == pytest.approx(s.purchase_rate, abs=1e-4)
     np.testing.assert_allclose(cfg.gap_residual_quantiles, s.gap_residual_quantiles, atol=1e-3)

@@ -33,6 +33,8 @@ def test_presets_are_valid_and_ordered_by_size():
         ("reencode_every", -1),
         ("reencode_history", 0),
         ("horizon", 2.5),
+        ("engagement_budget", -0.5),
+        ("engagement_budget", 17.0),  # more than the default's 16 tracked categories
     ],
 )
 def test_bad_field_raises_config_error_naming_field_and_value(field, value):

@@ -31,9 +31,10 @@ def check_state(sim, state, obs):
     preset=st.sampled_from(["small", "default", "large"]),
     n=st.integers(1, 6),
     probs=st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)).filter(lambda p: sum(p) > 0),
+    budget=st.sampled_from([0.0, 0.5, 4.0]),  # budget mode off, and on (4 = every tracked category of small)
 )
-def test_random_actions_keep_everything_in_range(seed, preset, n, probs):
-    sim, state = start(preset, n, seed)
+def test_random_actions_keep_everything_in_range(seed, preset, n, probs, budget):
+    sim, state = start(preset, n, seed, engagement_budget=budget)
     k = sim.config.num_slots
     obs = np.zeros((n, sim.config.obs_size), np.float32)
     sim.observe(state, obs)
@@ -230,3 +231,41 @@ def test_envs_stepped_from_two_threads_at_once_give_the_same_numbers():
     assert len(results) == 3
     for r in results:
         np.testing.assert_array_equal(r, alone[0])
+
+
+def engaged_per_visit(scale: float, budget: float, n: int = 2000, visits: int = 3) -> tuple[float, float]:
+    """Mean tracked categories a visit engages with tracked interests reset to ``scale`` × U(0.1, 1)
+    before each visit, and how much more often the upper half of those interests is engaged."""
+    sim, state = start("default", n=n, seed=5, engagement_budget=budget)
+    w = sim.config.max_user_categories
+    action = np.zeros((n, sim.config.num_slots), np.int64)
+    shape = np.random.default_rng(0).uniform(0.1, 1.0, (n, w)).astype(np.float32)
+    upper = shape > 0.55
+    counts, ratios = [], []
+    for _ in range(visits):
+        state.interest[:, :w] = scale * shape
+        engaged = sim.step(state, action, browsing=True).browsing.engaged_events > 0
+        counts.append(engaged.sum(axis=1).mean())
+        ratios.append(engaged[upper].mean() / engaged[~upper].mean())
+    return float(np.mean(counts)), float(np.mean(ratios))
+
+
+def test_budget_mode_engages_the_budget_however_hot_the_interests():
+    (cold, _), (hot, _) = engaged_per_visit(0.1, 0.0), engaged_per_visit(0.9, 0.0)
+    assert hot > 3 * cold  # off: every tracked category on its own chance
+    for budget in (0.8, 2.5):
+        (cold, cold_ratio), (hot, hot_ratio) = engaged_per_visit(0.1, budget), engaged_per_visit(0.9, budget)
+        # on: the chances sum to the budget; a visit with nothing engaged and nothing new (about 1 in 10
+        # here) still engages its nearest miss, which adds a little
+        assert abs(hot - cold) < 0.1, (budget, cold, hot)
+        assert budget - 0.1 < cold < budget + 0.2, (budget, cold)
+        assert cold_ratio > 2 and hot_ratio > 1.5  # interest still decides which categories
+
+
+def test_budget_mode_reads_each_users_own_budget():
+    sim, state = start("default", n=2000, seed=6, engagement_budget=1.0)
+    assert np.all(state.budget == 1.0)  # new users take the config's B
+    state.budget[1000:] = 3.0
+    res = sim.step(state, np.zeros((2000, sim.config.num_slots), np.int64), browsing=True)
+    engaged = (res.browsing.engaged_events > 0).sum(axis=1)
+    assert 0.9 < engaged[:1000].mean() < 1.2 and 2.8 < engaged[1000:].mean() < 3.2

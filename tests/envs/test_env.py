@@ -13,9 +13,15 @@ from envs import ENV_IDS, PRESETS, InterestDecayEnv, ResetNeededError
 from envs.dynamics import ITEM_FEATURES, USER_FEATURES
 
 
-@pytest.mark.parametrize("env_id", sorted(ENV_IDS))
-def test_checkers_pass_without_warnings(env_id):
-    env = gym.make(env_id)
+@pytest.mark.parametrize(
+    ("env_id", "overrides"),
+    [
+        *((env_id, {}) for env_id in sorted(ENV_IDS)),
+        ("decaygym/InterestDecay-small-v0", {"engagement_budget": 1.0}),
+    ],
+)
+def test_checkers_pass_without_warnings(env_id, overrides):
+    env = gym.make(env_id, **overrides)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gym_check_env(env.unwrapped, skip_render_check=True)

@@ -97,6 +97,28 @@ def test_bootstrap_real_users():
     assert set(np.round(drawn.astype(np.float64), 5)) <= real_lams
 
 
+def test_bootstrap_users_bring_their_own_activity_and_budget():
+    frame = encoded_frame()
+    users = np.unique(frame["user_id"])
+    activity = pd.DataFrame(
+        {
+            "user_id": users,
+            "gap_log_mu": np.linspace(1.0, 2.0, len(users)),
+            "events_mean": 2.5,
+            "repeat_per_visit": [np.nan, *np.linspace(0.5, 3.0, len(users) - 1)],  # the first has none
+        }
+    )
+    cfg = PRESETS["small"].replace(engagement_budget=1.25)
+    pop = Population.from_encoded(frame, cfg.max_user_categories, activity=activity)
+    drawn = pop.pick_real(cfg, np.arange(len(users)), keys(len(users))[0])
+    np.testing.assert_allclose(drawn["gap_mu"], activity["gap_log_mu"], rtol=1e-6)
+    np.testing.assert_allclose(drawn["events_extra"], 1.5)
+    assert drawn["budget"][0] == 1.25  # no r_u of their own: the config's B
+    np.testing.assert_allclose(drawn["budget"][1:], activity["repeat_per_visit"][1:], rtol=1e-6)
+    new = Population.from_config(cfg).draw(cfg, *keys(10))
+    assert np.all(new["budget"] == 1.25)  # new users all take B
+
+
 def test_summary_of_encoded_users_and_artifact(tmp_path, fake_artifact):
     summary = summarize_population(encoded_frame())
     fake_artifact(tmp_path / "art", summary)

@@ -37,7 +37,7 @@ def test_script_writes_the_run_folder(
     monkeypatch.setattr(calibration, "fit_decay", lambda *args, **kwargs: StubDecay())
     run = tmp_path / "run"
     argv = ["--out", str(run), "--preset", "small", "--sim-seeds", "0", "--scale", "0.4", "0.8"]
-    argv += ["--gap-power", "0.2", "--lift", "0.3", "0.4"]
+    argv += ["--gap-power", "0.2", "--lift", "0.3", "0.4", "--engagement-budget", "1.0"]
     assert script.main(argv) == 0
     result = json.loads((run / "calibration.json").read_text())
     assert len(result["points"]) == 4 and result["groups"] == [20, 20]
@@ -50,6 +50,7 @@ def test_script_writes_the_run_folder(
     assert "| shipped | 0.65 | 0.2 | 0.35 |" in table  # the small preset's own constants
     assert (run / "score_map.png").read_bytes().startswith(PNG_SIGNATURE)
     config = json.loads((run / "config.json").read_text())
+    assert config["config"]["sim_config"]["engagement_budget"] == 1.0  # budget mode reaches every point
     assert config["command"].startswith("python -m scripts.calibrate") and "versions" in config
     out = capsys.readouterr().out
     assert "cross-validated score" in out and "noise floor" in out
