@@ -47,6 +47,7 @@ def summarize_population(encoded: pd.DataFrame, top: int = 200) -> dict[str, Any
 
     λ is summarised on the log scale (it is positive and right-skewed), b on the
     logit scale; ``other`` pools every category beyond the ``top`` most common.
+    Statistics are computed in float64.
     """
     check_encoded(encoded)
     frame = encoded.assign(
@@ -58,25 +59,34 @@ def summarize_population(encoded: pd.DataFrame, top: int = 200) -> dict[str, Any
     counts = frame["category_id"].value_counts()
     head = counts.index[:top]
     frame["group"] = np.where(frame["category_id"].isin(head), frame["category_id"].astype(str), "other")
+    columns = {
+        name: frame[name].to_numpy(np.float64)
+        for name in ("log_lam", "lam", "logit_floor", "floor", "interest")
+    }
 
-    def describe(part: pd.DataFrame) -> dict[str, float]:
+    def describe(rows: np.ndarray | slice) -> dict[str, float]:
+        # NumPy on each group's rows: the same sums as pandas' reductions, without their per-call cost
+        # (a log has thousands of categories)
+        part = {name: values[rows] for name, values in columns.items()}
+        n = len(part["lam"])
         return {
-            "pairs": len(part),
-            "share": float(len(part) / len(frame)),
-            "log_lam_mean": float(part["log_lam"].mean()),
-            "log_lam_sd": float(part["log_lam"].std(ddof=0)),
-            "lam_median": float(part["lam"].median()),
-            "logit_floor_mean": float(part["logit_floor"].mean()),
-            "logit_floor_sd": float(part["logit_floor"].std(ddof=0)),
-            "floor_median": float(part["floor"].median()),
-            "interest_mean": float(part["interest"].mean()),
+            "pairs": n,
+            "share": float(n / len(frame)),
+            "log_lam_mean": float(np.mean(part["log_lam"])),
+            "log_lam_sd": float(np.std(part["log_lam"])),
+            "lam_median": float(np.median(part["lam"])),
+            "logit_floor_mean": float(np.mean(part["logit_floor"])),
+            "logit_floor_sd": float(np.std(part["logit_floor"])),
+            "floor_median": float(np.median(part["floor"])),
+            "interest_mean": float(np.mean(part["interest"])),
         }
 
+    groups = frame.groupby("group", sort=False).indices  # group -> row positions, first-seen order
     return {
         "n_users": int(frame["user_id"].nunique()),
         "n_pairs": len(frame),
         "categories_per_user": float(frame.groupby("user_id").size().mean()),
-        "overall": describe(frame),
-        "categories": {str(k): describe(part) for k, part in frame.groupby("group", sort=False)},
+        "overall": describe(slice(None)),
+        "categories": {str(k): describe(rows) for k, rows in groups.items()},
         "half_life_hours_median": float(math.log(2) / frame["lam"].median()),
     }
