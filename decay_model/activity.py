@@ -63,6 +63,7 @@ class ActivitySummary:
         categories_per_visit: mean distinct categories per visit (new or not).
         repeat_per_visit: mean over users of r_u, the user's (shrunk) mean number of categories
             per visit that they had engaged before (visits after the burn-in; NaN without any).
+        repeat_user_sd: sd over users of r_u (between users, after removing sampling noise).
         n_users: users in the fit.
         n_visits: visits in the fit.
     """
@@ -78,6 +79,7 @@ class ActivitySummary:
     purchase_rate: float
     categories_per_visit: float
     repeat_per_visit: float
+    repeat_user_sd: float
     n_users: int
     n_visits: int
 
@@ -193,9 +195,9 @@ def fit_activity(
     by_visit = per_visit["new"]
     if len(per_visit):  # categories the user had engaged before, per visit (shrunk per user)
         repeat = (per_visit["cats"] - per_visit["new"]).astype(np.float64)
-        rep_mu, rep_mean, _, _ = _shrink(repeat, per_visit["user_id"])
+        rep_mu, rep_mean, rep_between, _ = _shrink(repeat, per_visit["user_id"])
     else:
-        rep_mu, rep_mean = pd.Series(dtype=np.float64), float("nan")
+        rep_mu, rep_mean, rep_between = pd.Series(dtype=np.float64), float("nan"), float("nan")
     users = visits.groupby("user_id").agg(n_visits=("t", "size"))
     per_user = pd.DataFrame(
         {
@@ -219,6 +221,7 @@ def fit_activity(
         purchase_rate=float((ev["behavior"].to_numpy() == BUY).mean()),
         categories_per_visit=float(len(per_cat) / len(visits)),
         repeat_per_visit=rep_mean,
+        repeat_user_sd=rep_between,
         n_users=len(users),
         n_visits=len(visits),
     )

@@ -19,6 +19,8 @@ MAX_EXPLORE = 4
 TAOBAO_REPEAT_PER_VISIT = 0.979
 """Categories a visit re-engages that the user had engaged before, the Taobao training period's mean
 user (``decay_model.activity``); a value for ``SimConfig.engagement_budget``."""
+TAOBAO_REPEAT_USER_SD = 0.588
+"""The spread of that number between Taobao users; a value for ``SimConfig.engagement_budget_user_sd``."""
 """New categories a user can engage with in one visit (``explore_per_visit`` is their mean)."""
 
 
@@ -186,6 +188,9 @@ class SimConfig:
     recent otherwise over-engages. Bootstrapped real users bring their own r_u
     (``decay_model.activity``: categories engaged before, per visit); B is everyone else's.
     ``TAOBAO_REPEAT_PER_VISIT`` is the Taobao training period's mean user."""
+    engagement_budget_user_sd: float = 0.0
+    """Budget mode: the sd of r_u between new users (log-normal around ``engagement_budget``; 0: all
+    take B). ``TAOBAO_REPEAT_USER_SD`` is the Taobao training period's."""
     orphan_interest: float = 0.01
     """Interest in an item whose category the user no longer tracks (replaced by a new one)."""
     initial_interest_sd: float = 0.5
@@ -278,6 +283,7 @@ class SimConfig:
             "explore_per_visit",
             "engagement_scale",
             "engagement_gap_power",
+            "engagement_budget_user_sd",
         ):
             if getattr(self, name) < 0:
                 raise bad(name, "must be >= 0 (rates, costs and scales cannot be negative)")

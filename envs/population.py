@@ -200,7 +200,8 @@ class Population:
         weight in the user's history or the population; informative only), and per user
         ``gap_mu`` (μ_u of the return time), ``events_extra`` (mean events beyond the first
         per engaged category) and ``budget`` (r_u, the tracked categories a visit re-engages in
-        budget mode: a real user's own when the bootstrap has it, else ``config.engagement_budget``).
+        budget mode: a real user's own when the bootstrap has it, else drawn around
+        ``config.engagement_budget`` with ``config.engagement_budget_user_sd``).
         """
         n, width = len(key), config.max_user_categories
         base = rng.stream(key, episode, np.zeros(n, np.uint32), rng.DRAW_POPULATION)[:, None]
@@ -211,7 +212,7 @@ class Population:
                 (rng.uniform(base[:, 0], rng.salt(p, 1)[0]) * num_real).astype(np.int64), num_real - 1
             )
             return self.pick_real(config, pick, base[:, 0])
-        gap_mu, extra = self._activity(config, base[:, 0])
+        gap_mu, extra, budget = self._activity(config, base[:, 0])
         num_cat = self.num_categories
         if num_cat >= 2**16:
             raise ConfigError(f"population from {self.source}: {num_cat} categories, at most 65535 supported")
@@ -239,19 +240,26 @@ class Population:
             "weight": self.share[cat].astype(np.float32),
             "gap_mu": gap_mu,
             "events_extra": extra,
-            "budget": np.full(n, config.engagement_budget, np.float32),
+            "budget": budget,
         }
 
     def _activity(
         self, config: SimConfig, base: NDArray[np.uint32]
-    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """A new user's return-time mean μ_u and mean extra events per engaged category."""
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+        """A new user's return-time mean μ_u, mean extra events per engaged category and budget r_u."""
         p = rng.DRAW_POPULATION
         z_gap = rng.normal(base, rng.salt(p, 3)[1], rng.salt(p, 3)[2])
         z_events = rng.normal(base, rng.salt(p + 2, 2)[0], rng.salt(p + 2, 2)[1])
         gap_mu = (config.gap_log_mean + config.gap_log_user_sd * z_gap).astype(np.float32)
         extra = np.exp(config.events_log_mean + config.events_log_user_sd * z_events).astype(np.float32)
-        return gap_mu, extra
+        b, sd = config.engagement_budget, config.engagement_budget_user_sd
+        if b > 0 and sd > 0:  # log-normal with mean b and sd sd (its own draws: the others are unchanged)
+            sigma = np.sqrt(np.log1p((sd / b) ** 2))
+            z_budget = rng.normal(base, rng.salt(p + 3, 2)[0], rng.salt(p + 3, 2)[1])
+            budget = (b * np.exp(sigma * z_budget - sigma**2 / 2)).astype(np.float32)
+        else:
+            budget = np.full(len(base), b, np.float32)
+        return gap_mu, extra, budget
 
     def pick_real(
         self, config: SimConfig, pick: NDArray[np.int64], base: NDArray[np.uint32]
@@ -259,14 +267,12 @@ class Population:
         """Real users ``pick``; activity the bootstrap lacks is drawn from the config (stream ``base``)."""
         assert self.real is not None
         out = {k: v[pick].copy() for k, v in self.real.items()}
-        gap_mu, extra = self._activity(config, base)
+        gap_mu, extra, budget = self._activity(config, base)
         out["gap_mu"] = np.where(np.isnan(out["gap_mu"]), gap_mu, out["gap_mu"]).astype(np.float32)
         out["events_extra"] = np.where(np.isnan(out["events_extra"]), extra, out["events_extra"]).astype(
             np.float32
         )
-        out["budget"] = np.where(np.isnan(out["budget"]), config.engagement_budget, out["budget"]).astype(
-            np.float32
-        )
+        out["budget"] = np.where(np.isnan(out["budget"]), budget, out["budget"]).astype(np.float32)
         return out
 
 

@@ -6,7 +6,7 @@ from decay_model.activity import fit_activity
 from decay_model.errors import DataValidationError
 from decay_model.logs import load_log
 from decay_model.task import TaskConfig, make_split
-from envs.config import TAOBAO_REPEAT_PER_VISIT, SimConfig
+from envs.config import TAOBAO_REPEAT_PER_VISIT, TAOBAO_REPEAT_USER_SD, SimConfig
 
 H = 3600.0
 
@@ -83,5 +83,6 @@ def test_simulator_defaults_are_the_taobao_fit(taobao_path):
     assert cfg.events_log_user_sd == pytest.approx(s.events_log_user_sd, abs=1e-3)
     assert cfg.explore_per_visit == pytest.approx(s.explore_per_visit, abs=1e-3)
     assert TAOBAO_REPEAT_PER_VISIT == pytest.approx(s.repeat_per_visit, abs=1e-3)
+    assert TAOBAO_REPEAT_USER_SD == pytest.approx(s.repeat_user_sd, abs=1e-3)
     assert cfg.organic_purchase_rate == pytest.approx(s.purchase_rate, abs=1e-4)
     np.testing.assert_allclose(cfg.gap_residual_quantiles, s.gap_residual_quantiles, atol=1e-3)

@@ -119,6 +119,18 @@ def test_bootstrap_users_bring_their_own_activity_and_budget():
     assert np.all(new["budget"] == 1.25)  # new users all take B
 
 
+def test_new_users_budgets_spread_around_b_without_moving_other_draws():
+    cfg = PRESETS["default"].replace(engagement_budget=1.0)
+    spread = cfg.replace(engagement_budget_user_sd=0.6)
+    pop = Population.from_config(cfg)
+    same, wide = pop.draw(cfg, *keys(20000)), pop.draw(spread, *keys(20000))
+    assert np.all(same["budget"] == 1.0)
+    assert wide["budget"].mean() == pytest.approx(1.0, abs=0.02)  # log-normal with mean B
+    assert wide["budget"].std() == pytest.approx(0.6, abs=0.03) and wide["budget"].min() > 0
+    for name in ("cat", "lam", "floor", "interest", "gap_mu", "events_extra"):  # their own draws
+        np.testing.assert_array_equal(same[name], wide[name], err_msg=name)
+
+
 def test_summary_of_encoded_users_and_artifact(tmp_path, fake_artifact):
     summary = summarize_population(encoded_frame())
     fake_artifact(tmp_path / "art", summary)
