@@ -42,11 +42,14 @@ from decay_model.task import TaskConfig, make_split
 from envs.config import SimConfig
 from envs.fidelity import (
     CURVE_HOURS,
+    FIDELITY_SPLIT,
     HORIZONS_H,
+    Cohort,
     FidelityReport,
     compare,
-    fidelity_report,
     fit_decay,
+    prepare_cohort,
+    report_on,
     window_stats,
 )
 
@@ -73,9 +76,6 @@ DEFAULT_GRID: dict[str, tuple[float, ...]] = {
     "engagement_lift": (0.25, 0.3, 0.35, 0.4, 0.45),
 }
 """125 points around the shipped constants (κ 0.65, β 0.2, lift 0.35)."""
-
-FIDELITY_SPLIT = TaskConfig(train_days=4.0, valid_days=1.0, test_days=4.0)
-"""The fidelity script's default split: the last 4 days are compared."""
 
 
 def score(report: FidelityReport) -> tuple[float, float]:
@@ -206,20 +206,11 @@ def noise_floor(
 
 
 def _point(
-    values: dict[str, float],
-    logs: Sequence[BehaviourLog],
-    model: Any,
-    config: SimConfig,
-    seeds: Sequence[int],
-    task_config: TaskConfig,
-    gap_h: float,
+    values: dict[str, float], cohorts: Sequence[Cohort], config: SimConfig, seeds: Sequence[int]
 ) -> GridPoint:
     means, worsts, distances = [], [], []
-    for log in logs:
-        reports = [
-            fidelity_report(log, model=model, config=config, seed=s, task_config=task_config, gap_h=gap_h)
-            for s in seeds
-        ]
+    for cohort in cohorts:
+        reports = [report_on(cohort, config, s) for s in seeds]
         scores = [score(r) for r in reports]
         means.append(float(np.mean([m for m, _ in scores])))
         worsts.append(float(np.mean([w for _, w in scores])))
@@ -271,21 +262,19 @@ def calibrate(
     groups = split_users(cohort, folds, split_seed)
     if model is None:
         model = fit_decay(log, task_config)
-    logs = [subset(log, users) for users in groups]
+    cohorts = [prepare_cohort(subset(log, users), model, task_config, gap_h) for users in groups]
 
     names = list(grid)
     points = []
     for combo in itertools.product(*(grid[n] for n in names)):
         values = {n: float(v) for n, v in zip(names, combo, strict=True)}
-        point = _point(values, logs, model, base.replace(**values), seeds, task_config, gap_h)
+        point = _point(values, cohorts, base.replace(**values), seeds)
         points.append(point)
         if on_point is not None:
             on_point(point)
     every = range(len(groups))
     points.sort(key=lambda p: (p.score_over(every), float(np.mean(p.worst))))
-    base_point = _point(
-        {n: float(getattr(base, n)) for n in names}, logs, model, base, seeds, task_config, gap_h
-    )
+    base_point = _point({n: float(getattr(base, n)) for n in names}, cohorts, base, seeds)
     fold_list = []
     for f in every:
         others = [g for g in every if g != f]

@@ -74,17 +74,21 @@ from envs.population import Population
 
 __all__ = [
     "CURVE_HOURS",
+    "FIDELITY_SPLIT",
     "HORIZONS_H",
     "KS_TARGET",
     "POLICIES",
     "REL_TARGET",
+    "Cohort",
     "FidelityReport",
     "Statistic",
     "WindowStats",
     "compare",
     "fidelity_report",
     "fit_decay",
+    "prepare_cohort",
     "reengagement_curve",
+    "report_on",
     "sessionize",
     "simulate_cohort",
     "window_stats",
@@ -98,6 +102,8 @@ KS_TARGET = 0.1
 """Issue 4's target for the KS distances (time between visits, events per user)."""
 REL_TARGET = 0.2
 """Issue 4's target for the relative errors (purchase rate, re-engagement at 1, 24, 72 h)."""
+FIDELITY_SPLIT = TaskConfig(train_days=4.0, valid_days=1.0, test_days=4.0)
+"""The fidelity script's default split: the last 4 days are compared (the 72 h point needs room)."""
 POLICIES: tuple[str, ...] = ("always_show", "refresh")
 """Fixed exposure policies the simulated side can run (see ``simulate_cohort``)."""
 
@@ -298,6 +304,7 @@ def simulate_cohort(
     max_visits: int = 100_000,
     policy: str = "always_show",
     activity: pd.DataFrame | None = None,
+    population: Population | None = None,
 ) -> pd.DataFrame:
     """Simulate every encoded user once over [start, end) under a fixed policy; their events.
 
@@ -315,6 +322,8 @@ def simulate_cohort(
             each user's own return time and browsing depth (without it users draw them from the
             config). A user's first visit is one gap after their last real event, drawn from their
             return-time distribution, conditioned on the time since their last real event.
+        population: ``Population.from_encoded(encoded, config.max_user_categories,
+            activity=activity)`` when the caller already built it (the same cohort simulated again).
 
     Returns:
         Events with columns ``user_id`` (the real ids), ``category_id`` (the real ids),
@@ -326,7 +335,7 @@ def simulate_cohort(
     config = config or SimConfig()
     if policy not in POLICIES:
         raise ConfigError(f"fidelity policy must be one of {', '.join(POLICIES)}, got {policy!r}")
-    base = Population.from_encoded(
+    base = population or Population.from_encoded(
         encoded, config.max_user_categories, source="fidelity cohort", activity=activity
     )
     user_ids = np.unique(encoded["user_id"].to_numpy())  # the order from_encoded uses
@@ -577,6 +586,81 @@ def compare(real: WindowStats, sim: WindowStats, horizons: Sequence[float] = HOR
     return rows
 
 
+@dataclass
+class Cohort:
+    """What a fidelity report reads from the log, whatever the simulator's config.
+
+    Prepared once, so that many configs (``envs.calibration``'s grid) are simulated without
+    encoding the log, fitting the activity or measuring the real side again.
+
+    Attributes:
+        encoded: the cohort encoded at the test start (``model.encode(log, at=start)``).
+        activity: per-user activity fitted on the days before the test (``fit_activity(...).per_user``).
+        real: the real side's statistics of the window.
+        window: (start, end) of the test period, epoch seconds.
+        gap_h: inactivity that ends a visit, hours.
+        test_users_without_history: test-period users the model cannot encode (not in the cohort).
+        task_config: how the log was split.
+    """
+
+    encoded: pd.DataFrame
+    activity: pd.DataFrame
+    real: WindowStats
+    window: tuple[int, int]
+    gap_h: float
+    test_users_without_history: int
+    task_config: TaskConfig
+    _populations: dict[int, Population] = field(default_factory=dict, repr=False)
+
+    @property
+    def users(self) -> NDArray[Any]:
+        """The cohort's user ids, sorted (user i of a simulation is ``users[i]``)."""
+        return np.unique(self.encoded["user_id"].to_numpy())
+
+    def population(self, width: int) -> Population:
+        """The cohort bootstrapped for users tracking ``width`` categories (built once per width)."""
+        if width not in self._populations:
+            self._populations[width] = Population.from_encoded(
+                self.encoded, width, source="fidelity cohort", activity=self.activity
+            )
+        return self._populations[width]
+
+
+def prepare_cohort(
+    log: BehaviourLog,
+    model: Any = None,
+    task_config: TaskConfig | None = None,
+    gap_h: float = 0.5,
+    fit_config: Any = None,
+) -> Cohort:
+    """Split the log, encode its test-period cohort, fit their activity and measure the real side.
+
+    Args are those of :func:`fidelity_report`.
+    """
+    from decay_model.task import make_split
+
+    task_config = task_config or TaskConfig()
+    split = make_split(log, task_config)
+    start, end = int(split.test_start), int(split.end)
+    if model is None:
+        model = fit_decay(log, task_config, fit_config)
+    encoded = model.encode(log, at=start)
+    users = np.unique(encoded["user_id"].to_numpy())
+    activity = fit_activity(log.events, split.train_start, start, session_gap_h=gap_h)
+    curve_hours = sorted(set(CURVE_HOURS) | set(HORIZONS_H))
+    real = window_stats(log.events, start, end, users, gap_h, curve_hours)
+    test_users = np.unique(log.events.loc[log.events["timestamp"] >= start, "user_id"].to_numpy())
+    return Cohort(
+        encoded=encoded,
+        activity=activity.per_user,
+        real=real,
+        window=(start, end),
+        gap_h=gap_h,
+        test_users_without_history=len(np.setdiff1d(test_users, users)),
+        task_config=task_config,
+    )
+
+
 def fidelity_report(
     log: BehaviourLog,
     model: Any = None,
@@ -600,22 +684,29 @@ def fidelity_report(
         fit_config: ``DecayFitConfig`` of the default fit.
         policy: the simulated side's fixed policy (``POLICIES``; default always show).
     """
-    from decay_model.task import make_split
+    return report_on(prepare_cohort(log, model, task_config, gap_h, fit_config), config, seed, policy)
 
-    task_config = task_config or TaskConfig()
+
+def report_on(
+    cohort: Cohort, config: SimConfig | None = None, seed: int = 0, policy: str = "always_show"
+) -> FidelityReport:
+    """The fidelity report of one simulator config on a prepared cohort (see :func:`fidelity_report`)."""
     config = config or SimConfig()
-    split = make_split(log, task_config)
-    start, end = int(split.test_start), int(split.end)
-    if model is None:
-        model = fit_decay(log, task_config, fit_config)
-    encoded = model.encode(log, at=start)
-    users = np.unique(encoded["user_id"].to_numpy())
-    activity = fit_activity(log.events, split.train_start, start, session_gap_h=gap_h)
-    sim_events = simulate_cohort(encoded, start, end, config, seed, policy=policy, activity=activity.per_user)
+    start, end = cohort.window
+    users, gap_h = cohort.users, cohort.gap_h
+    sim_events = simulate_cohort(
+        cohort.encoded,
+        start,
+        end,
+        config,
+        seed,
+        policy=policy,
+        activity=cohort.activity,
+        population=cohort.population(config.max_user_categories),
+    )
     curve_hours = sorted(set(CURVE_HOURS) | set(HORIZONS_H))
-    real = window_stats(log.events, start, end, users, gap_h, curve_hours)
+    real = cohort.real
     sim = window_stats(sim_events, start, end, users, gap_h, curve_hours)
-    test_users = np.unique(log.events.loc[log.events["timestamp"] >= start, "user_id"].to_numpy())
     info = {
         "policy": {
             "always_show": "always show (action 0 on every slot; nothing reduced or retired)",
@@ -636,7 +727,7 @@ def fidelity_report(
             "users": len(users),
             "real_active_in_window": int((real.events_per_user > 0).sum()),
             "simulated_active_in_window": int((sim.events_per_user > 0).sum()),
-            "test_users_without_history": len(np.setdiff1d(test_users, users)),
+            "test_users_without_history": cohort.test_users_without_history,
             "simulated_visits_with_or_without_clicks": sim_events.attrs.get("visits"),
             "simulated_churned_in_window": sim_events.attrs.get("churned"),
             "simulated_capped_by_max_visits": sim_events.attrs.get("capped"),
@@ -646,7 +737,7 @@ def fidelity_report(
             "simulated": {"events": sim.n_events, "purchases": sim.n_purchases, "visits": sim.n_visits},
         },
         "sim_config": config.to_dict(),
-        "task_config": task_config.to_dict(),
+        "task_config": cohort.task_config.to_dict(),
     }
     return FidelityReport(
         statistics=compare(real, sim),

@@ -282,8 +282,10 @@ def _browse(
             total += 1.0 - (1.0 - min(cats[INTEREST, i, c], _ALMOST_1)) ** expo
         scale = budget / total if total > 0.0 else 0.0
         for c in range(w):
-            q = 1.0 - (1.0 - min(cats[INTEREST, i, c], _ALMOST_1)) ** expo
-            if _unit(_word(base, _VISIT, b0 + c)) < q * scale:
+            x = min(cats[INTEREST, i, c], _ALMOST_1)
+            u = _unit(_word(base, _VISIT, b0 + c))
+            # the same bound as below: the power again only where the decision could go either way
+            if u < expo * x / (1.0 - x) * _BOUND_SLACK * scale and u < (1.0 - (1.0 - x) ** expo) * scale:
                 engaged |= 1 << c
     else:
         for c in range(w):

@@ -30,12 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from decay_model.artifact import atomic_write_bytes, atomic_write_json
-from decay_model.logs import SOURCES
-from decay_model.task import TaskConfig
 from envs.calibration import DEFAULT_GRID, KNOBS, Calibration, calibrate
-from envs.config import TAOBAO_REPEAT_PER_VISIT, get_preset
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
-from scripts.fidelity import load_data
+from scripts.fidelity import add_cohort_options, check_cohort_options, cohort_configs, load_data
 from scripts.plots import pyplot, save_png
 
 PROG = "decaygym-calibrate"
@@ -46,17 +43,13 @@ SHORT = {"engagement_scale": "κ", "engagement_gap_power": "β", "engagement_lif
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--help`` explains each."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--logs", metavar="PATH", help="behaviour log (CSV or Parquet); default: the built-in synthetic log"
-    )
-    parser.add_argument("--source", choices=sorted(SOURCES), help="vocabulary of the log (default: detected)")
+    add_cohort_options(parser)
     parser.add_argument("--out", metavar="DIR", help="run folder (default: runs/calibrate__<data>__...)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the user split (and the synthetic log)")
     parser.add_argument(
         "--sim-seeds", type=int, nargs="+", default=[0, 1], help="simulation seeds per score (default: 0 1)"
     )
     parser.add_argument("--folds", type=int, default=2, help="user groups k (default: 2)")
-    parser.add_argument("--preset", default="default", help="simulator preset holding the other fields")
     for knob, flag in FLAGS.items():
         parser.add_argument(
             flag,
@@ -65,25 +58,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             default=list(DEFAULT_GRID[knob]),
             help=f"values of {knob} (default: {' '.join(map(str, DEFAULT_GRID[knob]))})",
         )
-    parser.add_argument(
-        "--engagement-budget",
-        type=float,
-        default=None,
-        metavar="B",
-        help="budget mode (SimConfig.engagement_budget): each real user re-engages their own number of "
-        f"tracked categories per visit, B for users without one ({TAOBAO_REPEAT_PER_VISIT} is the Taobao "
-        "mean user); 0 = off (default: the preset's)",
-    )
-    parser.add_argument(
-        "--session-gap-h", type=float, default=0.5, help="inactivity that ends a visit, hours (default 0.5)"
-    )
-    parser.add_argument("--train-days", type=float, default=4.0, help="training period (default: 4)")
-    parser.add_argument("--valid-days", type=float, default=1.0, help="validation period (default: 1)")
-    parser.add_argument("--test-days", type=float, default=4.0, help="test period compared (default: 4)")
     parser.add_argument("--top", type=int, default=10, help="grid points shown in the table (default: 10)")
     args = parser.parse_args(argv)
-    if not (math.isfinite(args.session_gap_h) and args.session_gap_h > 0):
-        parser.error(f"--session-gap-h must be a positive number of hours, got {args.session_gap_h}")
+    check_cohort_options(parser, args)
     if args.folds < 2:
         parser.error(f"--folds must be at least 2, got {args.folds}")
     for knob, flag in FLAGS.items():
@@ -205,10 +182,7 @@ def plot_score_map(path: Path, result: Calibration) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Load, cross-validate the grid, write the run folder and print the tables."""
     args = parse_args(argv)
-    task_config = TaskConfig(train_days=args.train_days, valid_days=args.valid_days, test_days=args.test_days)
-    base = get_preset(args.preset)
-    if args.engagement_budget is not None:
-        base = base.replace(engagement_budget=args.engagement_budget)
+    base, task_config = cohort_configs(args)
     grid = {knob: tuple(getattr(args, knob_attr(knob))) for knob in KNOBS}
     total = int(np.prod([len(v) for v in grid.values()]))
     args.sim_seeds = list(args.sim_seeds)

@@ -35,30 +35,20 @@ from decay_model.exponential import DecayFitConfig
 from decay_model.logs import SOURCES, BehaviourLog, load_log
 from decay_model.synthetic import SyntheticConfig, generate
 from decay_model.task import TaskConfig
-from envs.config import TAOBAO_REPEAT_PER_VISIT, get_preset
-from envs.fidelity import POLICIES, FidelityReport, fidelity_report
+from envs.config import TAOBAO_REPEAT_PER_VISIT, SimConfig, get_preset
+from envs.fidelity import FIDELITY_SPLIT, POLICIES, FidelityReport, fidelity_report
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
 from scripts.plots import pyplot, save_png
 
 PROG = "decaygym-fidelity"
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Command-line options; ``--help`` explains each."""
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Simulate a log's test-period users from their histories and compare with reality.",
-    )
+def add_cohort_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared with ``decaygym-calibrate``: the log, the simulator and how the log is split."""
     parser.add_argument(
         "--logs", metavar="PATH", help="behaviour log (CSV or Parquet); default: the built-in synthetic log"
     )
     parser.add_argument("--source", choices=sorted(SOURCES), help="vocabulary of the log (default: detected)")
-    parser.add_argument(
-        "--out", metavar="DIR", help="run folder (default: runs/fidelity__<data>__seed<seed>__<time>)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the simulated users (and of the synthetic log)"
-    )
     parser.add_argument(
         "--preset", default="default", help="simulator preset (envs.config.PRESETS; default: default)"
     )
@@ -74,9 +64,56 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--session-gap-h", type=float, default=0.5, help="inactivity that ends a visit, hours (default 0.5)"
     )
-    parser.add_argument("--train-days", type=float, default=4.0, help="training period (default: 4)")
-    parser.add_argument("--valid-days", type=float, default=1.0, help="validation period (default: 1)")
-    parser.add_argument("--test-days", type=float, default=4.0, help="test period compared (default: 4)")
+    split = FIDELITY_SPLIT
+    parser.add_argument(
+        "--train-days",
+        type=float,
+        default=split.train_days,
+        help=f"training period (default: {split.train_days:g})",
+    )
+    parser.add_argument(
+        "--valid-days",
+        type=float,
+        default=split.valid_days,
+        help=f"validation period (default: {split.valid_days:g})",
+    )
+    parser.add_argument(
+        "--test-days",
+        type=float,
+        default=split.test_days,
+        help=f"test period compared (default: {split.test_days:g})",
+    )
+
+
+def check_cohort_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``parser.error`` on a bad shared option."""
+    if not (math.isfinite(args.session_gap_h) and args.session_gap_h > 0):
+        parser.error(f"--session-gap-h must be a positive number of hours, got {args.session_gap_h}")
+
+
+def cohort_configs(args: argparse.Namespace) -> tuple[SimConfig, TaskConfig]:
+    """The simulator's config (the preset, budget mode as asked) and the split, from the shared options."""
+    config = get_preset(args.preset)
+    if args.engagement_budget is not None:
+        config = config.replace(engagement_budget=args.engagement_budget)
+    return config, TaskConfig(
+        train_days=args.train_days, valid_days=args.valid_days, test_days=args.test_days
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options; ``--help`` explains each."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Simulate a log's test-period users from their histories and compare with reality.",
+    )
+    add_cohort_options(parser)
+    parser.add_argument(
+        "--out", metavar="DIR", help="run folder (default: runs/fidelity__<data>__seed<seed>__<time>)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the simulated users (and of the synthetic log)"
+    )
     parser.add_argument(
         "--policy",
         choices=list(POLICIES),
@@ -96,8 +133,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="fit the decay model coarsely (30 iterations, no shrinkage tuning): for smoke tests only",
     )
     args = parser.parse_args(argv)
-    if not (math.isfinite(args.session_gap_h) and args.session_gap_h > 0):
-        parser.error(f"--session-gap-h must be a positive number of hours, got {args.session_gap_h}")
+    check_cohort_options(parser, args)
     if args.reencode_every < 0:
         parser.error(f"--reencode-every must be >= 0, got {args.reencode_every}")
     return args
@@ -224,10 +260,7 @@ def plot_overlays(run_dir: Path, report: FidelityReport) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Fit, simulate, compare, write the run folder and print the table."""
     args = parse_args(argv)
-    task_config = TaskConfig(train_days=args.train_days, valid_days=args.valid_days, test_days=args.test_days)
-    config = get_preset(args.preset)
-    if args.engagement_budget is not None:
-        config = config.replace(engagement_budget=args.engagement_budget)
+    config, task_config = cohort_configs(args)
     if args.reencode_every:
         config = config.replace(reencode_every=args.reencode_every)
     fit_config = DecayFitConfig(max_iter=30, shrinkage_grid=()) if args.quick_fit else None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -46,3 +48,21 @@ def obd_path() -> Path:
             "the real-data tests need ../shared beside the repo"
         )
     return path
+
+
+class StubDecay:
+    """A decay 'model' that encodes every (user, category) pair with fixed numbers: no fit, no time."""
+
+    def __init__(self, interest: float = 0.3, lam: float = 0.1, floor: float = 0.02) -> None:
+        self.values = {"interest": interest, "lam": lam, "floor": floor}
+
+    def encode(self, log: Any, at: int) -> pd.DataFrame:
+        ev = log.events[log.events["timestamp"] < at]
+        pairs = ev.groupby(["user_id", "category_id"]).size().rename("n_events").reset_index()
+        return pairs.assign(**self.values)[["user_id", "category_id", "interest", "lam", "floor", "n_events"]]
+
+
+@pytest.fixture(scope="session")
+def stub_decay() -> type[StubDecay]:
+    """``StubDecay``, for tests of the fidelity report and calibration that need no fitted model."""
+    return StubDecay

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from decay_model.errors import ConfigError
@@ -17,25 +16,14 @@ from envs.config import get_preset
 GRID = {"engagement_scale": (0.3, 0.9), "engagement_lift": (0.35,)}
 
 
-class StubDecay:
-    """Encodes every (user, category) pair with fixed numbers: no fit, no time."""
-
-    def encode(self, log: BehaviourLog, at: int) -> pd.DataFrame:
-        ev = log.events[log.events["timestamp"] < at]
-        pairs = ev.groupby(["user_id", "category_id"]).size().rename("n_events").reset_index()
-        return pairs.assign(interest=0.3, lam=0.1, floor=0.02)[
-            ["user_id", "category_id", "interest", "lam", "floor", "n_events"]
-        ]
-
-
 @pytest.fixture(scope="module")
 def log() -> BehaviourLog:
     return generate(SyntheticConfig(n_users=40, n_categories=6), seed=0).log
 
 
 @pytest.fixture(scope="module")
-def result(log: BehaviourLog):
-    return calibrate(log, base=get_preset("small"), grid=GRID, seeds=(0,), folds=2, model=StubDecay())
+def result(log: BehaviourLog, stub_decay):
+    return calibrate(log, base=get_preset("small"), grid=GRID, seeds=(0,), folds=2, model=stub_decay())
 
 
 def test_split_users_is_a_seeded_partition() -> None:
@@ -89,9 +77,9 @@ def test_each_fold_chooses_without_its_group_and_is_judged_on_it(result) -> None
     assert math.isfinite(base)
 
 
-def test_the_base_constants_score_like_the_same_grid_point(log: BehaviourLog) -> None:
+def test_the_base_constants_score_like_the_same_grid_point(log: BehaviourLog, stub_decay) -> None:
     base = get_preset("small").replace(engagement_scale=0.9, engagement_lift=0.35)
-    res = calibrate(log, base=base, grid=GRID, seeds=(0,), model=StubDecay())
+    res = calibrate(log, base=base, grid=GRID, seeds=(0,), model=stub_decay())
     same = next(p for p in res.points if p.values["engagement_scale"] == 0.9)
     assert res.base.mean == same.mean  # same seeds, same users: the same simulation
 
@@ -105,10 +93,10 @@ def test_noise_floor_compares_real_groups(log: BehaviourLog, result) -> None:
     assert floor == result.noise_floor
 
 
-def test_bad_grids_name_the_problem(log: BehaviourLog) -> None:
+def test_bad_grids_name_the_problem(log: BehaviourLog, stub_decay) -> None:
     with pytest.raises(ConfigError, match=r"unknown knob.*click_lift"):
-        calibrate(log, grid={"click_lift": (0.1,)}, model=StubDecay())
+        calibrate(log, grid={"click_lift": (0.1,)}, model=stub_decay())
     with pytest.raises(ConfigError, match="engagement_lift has no values"):
-        calibrate(log, grid={"engagement_lift": ()}, model=StubDecay())
+        calibrate(log, grid={"engagement_lift": ()}, model=stub_decay())
     with pytest.raises(ConfigError, match="seed"):
-        calibrate(log, grid=GRID, seeds=(), model=StubDecay())
+        calibrate(log, grid=GRID, seeds=(), model=stub_decay())

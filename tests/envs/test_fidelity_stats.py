@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from decay_model.errors import ConfigError
-from decay_model.logs import BEHAVIORS, BehaviourLog
+from decay_model.logs import BEHAVIORS
 from decay_model.synthetic import SyntheticConfig, generate
 from decay_model.task import TaskConfig
 from envs.config import get_preset
@@ -24,18 +24,6 @@ from envs.fidelity import (
 
 H = 3600.0
 VIEW, CLICK, BUY = BEHAVIORS.index("view"), BEHAVIORS.index("click"), BEHAVIORS.index("buy")
-
-
-class StubDecay:
-    """A decay 'model' that encodes every (user, category) pair with fixed numbers: no fit, no time."""
-
-    def __init__(self, interest: float = 0.3, lam: float = 0.1, floor: float = 0.02) -> None:
-        self.values = {"interest": interest, "lam": lam, "floor": floor}
-
-    def encode(self, log: BehaviourLog, at: int) -> pd.DataFrame:
-        ev = log.events[log.events["timestamp"] < at]
-        pairs = ev.groupby(["user_id", "category_id"]).size().rename("n_events").reset_index()
-        return pairs.assign(**self.values)[["user_id", "category_id", "interest", "lam", "floor", "n_events"]]
 
 
 def hand_log() -> pd.DataFrame:
@@ -160,10 +148,10 @@ def test_max_visits_caps_and_counts_the_users_still_visiting() -> None:
     assert events.attrs == {"visits": 6, "churned": 0, "capped": 3}
 
 
-def test_fidelity_report_on_a_small_synthetic_log() -> None:
+def test_fidelity_report_on_a_small_synthetic_log(stub_decay) -> None:
     log = generate(SyntheticConfig(n_users=40, n_categories=6), seed=0).log
     task = TaskConfig(train_days=4, valid_days=1, test_days=4)
-    report = fidelity_report(log, model=StubDecay(), config=get_preset("small"), seed=0, task_config=task)
+    report = fidelity_report(log, model=stub_decay(), config=get_preset("small"), seed=0, task_config=task)
     names = [s.name for s in report.statistics]
     assert names[:3] == ["time_between_visits_h", "events_per_user", "purchase_rate"]
     assert report.n_users == report.info["cohort"]["users"] == 40

@@ -6,35 +6,22 @@ import functools
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 import envs.calibration as calibration
 import scripts.calibrate as script
-from decay_model.logs import BehaviourLog
 from decay_model.synthetic import SyntheticConfig
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-class StubDecay:
-    """Encodes every (user, category) pair with fixed numbers, so the test needs no fit."""
-
-    def encode(self, log: BehaviourLog, at: int) -> pd.DataFrame:
-        ev = log.events[log.events["timestamp"] < at]
-        pairs = ev.groupby(["user_id", "category_id"]).size().rename("n_events").reset_index()
-        return pairs.assign(interest=0.3, lam=0.1, floor=0.02)[
-            ["user_id", "category_id", "interest", "lam", "floor", "n_events"]
-        ]
-
-
 def test_script_writes_the_run_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stub_decay
 ) -> None:
     monkeypatch.setattr(
         "scripts.fidelity.SyntheticConfig", functools.partial(SyntheticConfig, n_users=40, n_categories=6)
     )
-    monkeypatch.setattr(calibration, "fit_decay", lambda *args, **kwargs: StubDecay())
+    monkeypatch.setattr(calibration, "fit_decay", lambda *args, **kwargs: stub_decay())
     run = tmp_path / "run"
     argv = ["--out", str(run), "--preset", "small", "--sim-seeds", "0", "--scale", "0.4", "0.8"]
     argv += ["--gap-power", "0.2", "--lift", "0.3", "0.4", "--engagement-budget", "1.0"]

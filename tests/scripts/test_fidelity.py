@@ -8,12 +8,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import envs.fidelity as fidelity
 import scripts.fidelity as script
-from decay_model.logs import BEHAVIORS, BehaviourLog, load_log
+from decay_model.logs import BEHAVIORS, load_log
 from decay_model.synthetic import SyntheticConfig
 from decay_model.task import TaskConfig, make_split
 
@@ -27,17 +26,6 @@ STATISTICS = {
     "reengagement_24h",
     "reengagement_72h",
 }
-
-
-class StubDecay:
-    """Encodes every (user, category) pair with fixed numbers, so the script test needs no fit."""
-
-    def encode(self, log: BehaviourLog, at: int) -> pd.DataFrame:
-        ev = log.events[log.events["timestamp"] < at]
-        pairs = ev.groupby(["user_id", "category_id"]).size().rename("n_events").reset_index()
-        return pairs.assign(interest=0.3, lam=0.1, floor=0.02)[
-            ["user_id", "category_id", "interest", "lam", "floor", "n_events"]
-        ]
 
 
 def check_run_folder(run: Path) -> dict:
@@ -64,12 +52,12 @@ def check_run_folder(run: Path) -> dict:
 
 
 def test_script_on_a_small_synthetic_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stub_decay
 ) -> None:
     monkeypatch.setattr(
         script, "SyntheticConfig", functools.partial(SyntheticConfig, n_users=40, n_categories=6)
     )
-    monkeypatch.setattr(fidelity, "fit_decay", lambda *args, **kwargs: StubDecay())
+    monkeypatch.setattr(fidelity, "fit_decay", lambda *args, **kwargs: stub_decay())
     run = tmp_path / "run"
     assert script.main(["--out", str(run), "--seed", "3", "--preset", "small"]) == 0
     report = check_run_folder(run)
@@ -79,11 +67,11 @@ def test_script_on_a_small_synthetic_log(
     assert "purchase rate per engagement" in out and "re-engagement within 72 h" in out
 
 
-def test_script_with_reencoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_script_with_reencoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stub_decay) -> None:
     monkeypatch.setattr(
         script, "SyntheticConfig", functools.partial(SyntheticConfig, n_users=30, n_categories=6)
     )
-    monkeypatch.setattr(fidelity, "fit_decay", lambda *args, **kwargs: StubDecay())
+    monkeypatch.setattr(fidelity, "fit_decay", lambda *args, **kwargs: stub_decay())
     run = tmp_path / "run"
     assert script.main(["--out", str(run), "--preset", "small", "--reencode-every", "2"]) == 0
     config = json.loads((run / "config.json").read_text())
