@@ -32,16 +32,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from agents.policy import (
-    ACTION_NAMES,
-    AGE_BLOCK,
-    AGE_SCALE_H,
-    EMPTY_BLOCK,
-    PREDICTED_INTEREST_BLOCK,
-    Policy,
-    block,
-    uses_hidden_info,
-)
+from agents.policy import ACTION_NAMES, Policy, block, uses_hidden_info
+from envs.env import HIDDEN_INFO_KEYS
+from envs.layout import AGE_BLOCK, AGE_SCALE, EMPTY_BLOCK, PREDICTED_INTEREST_BLOCK
 from envs.vector import InterestDecayVectorEnv
 
 #: item-age bucket edges in hours (observation block 7 is age / (age + 720 h), the age in the user's
@@ -138,10 +131,13 @@ def evaluate(
     return records
 
 
-def reset_hidden(venv: InterestDecayVectorEnv) -> dict[str, NDArray[np.float32]]:
-    """The hidden truth of the first visit after ``reset`` (the vector env's reset info lacks it)."""
-    interest, appeal = venv.sim.hidden(venv.state)
-    return {"true_interest": interest, "true_appeal": appeal}
+def hidden_of(info: dict[str, Any]) -> dict[str, NDArray[np.float32]]:
+    """The hidden truth in an env's ``info`` (of ``reset`` or ``step``, run with ``hidden_info=True``).
+
+    It belongs to the returned observations, reset users included, so it is what the oracle
+    needs for its next decision.
+    """
+    return {key: info[key] for key in HIDDEN_INFO_KEYS}
 
 
 def act(
@@ -167,8 +163,8 @@ def _evaluate_batch(
     n = len(seeds)
     oracle = uses_hidden_info(policy)
     venv = InterestDecayVectorEnv(n, preset=preset, hidden_info=oracle, **overrides)
-    obs, _ = venv.reset(seed=seeds)
-    hidden = reset_hidden(venv) if oracle else None
+    obs, info = venv.reset(seed=seeds)
+    hidden = hidden_of(info) if oracle else None
     active = np.ones(n, bool)
     ret = np.zeros(n)
     clicks = np.zeros(n)
@@ -180,7 +176,7 @@ def _evaluate_batch(
     int_counts = np.zeros((n, len(INTEREST_COLUMNS)), np.int64)
     episode_start = np.ones(n, bool)
     state = None
-    age_edges = np.array([h / (h + AGE_SCALE_H) for h in AGE_EDGES_H], np.float32)
+    age_edges = np.array([h / (h + AGE_SCALE) for h in AGE_EDGES_H], np.float32)
     int_edges = np.array(INTEREST_EDGES, np.float32)
     while active.any():
         actions, state = act(policy, obs, hidden, state, episode_start, deterministic)
@@ -190,8 +186,8 @@ def _evaluate_batch(
         age_counts += _bucket_counts(age_b, actions, counted, len(AGE_LABELS))
         int_counts += _bucket_counts(int_b, actions, counted, len(INTEREST_LABELS))
         obs, reward, terminated, truncated, info = venv.step(actions)
-        if oracle:  # for users whose episode just ended this is stale, but they are no longer counted
-            hidden = {"true_interest": info["true_interest"], "true_appeal": info["true_appeal"]}
+        if oracle:
+            hidden = hidden_of(info)
         ret += np.where(active, reward, 0.0)
         clicks += np.where(active, info["clicks"], 0)
         purchases += np.where(active, info["purchases"], 0)

@@ -41,8 +41,9 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from agents.policy import EMPTY_BLOCK, NUM_ITEM_FEATURES, NUM_USER_FEATURES, num_slots
+from agents.policy import num_slots
 from decay_model.errors import ConfigError
+from envs.layout import EMPTY_BLOCK, NUM_ITEM_FEATURES, NUM_USER_FEATURES
 
 NUM_ACTIONS = 3
 ACTIVATIONS: dict[str, type[nn.Module]] = {

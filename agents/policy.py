@@ -28,33 +28,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from decay_model.errors import ConfigError
-from envs import kernels
 from envs.config import SimConfig
+from envs.layout import (  # the observation's layout (feature-major blocks, then the user features)
+    COUNT_SCALE,
+    EMPTY_BLOCK,
+    NUM_ITEM_FEATURES,
+    NUM_USER_FEATURES,
+    PREDICTED_INTEREST_BLOCK,
+    PURCHASES_BLOCK,
+    UNANSWERED_BLOCK,
+    VALUE_BLOCK,
+    VALUE_SCALE,
+)
 
 SHOW, REDUCE, RETIRE = 0, 1, 2
 ACTION_NAMES = ("show", "reduce", "retire")
-NUM_ITEM_FEATURES = 9
-NUM_USER_FEATURES = 3
-# observation blocks (feature-major, see the InterestDecayEnv docstring) and the scales s of the
-# blocks squashed as c/(c + s)
-PREDICTED_INTEREST_BLOCK = 0
-HOURS_SINCE_ENGAGEMENT_BLOCK = 1
-EXPOSURES_BLOCK = 2
-CLICKS_BLOCK = 3
-PURCHASES_BLOCK = 4
-UNANSWERED_BLOCK = 5  # exposures since the item's last click
-EMPTY_BLOCK = 6
-AGE_BLOCK = 7
-VALUE_BLOCK = 8
-HOURS_SCALE, COUNT_SCALE, AGE_SCALE_H, VALUE_SCALE = (
-    kernels.HOURS_SCALE,
-    kernels.COUNT_SCALE,
-    kernels.AGE_SCALE,
-    kernels.VALUE_SCALE,
-)  # how the env squashes the observation
-# user features, after the K·9 item features: visit / (visit + horizon), recent unanswered / (... + M),
-# share of empty slots
-VISIT_FEATURE, UNANSWERED_USER_FEATURE, EMPTY_SHARE_FEATURE = 0, 1, 2
 
 
 @runtime_checkable
@@ -159,7 +147,7 @@ class _Constant(RulePolicy):
 
 
 class AlwaysShow(_Constant):
-    """Show every candidate: the top M slots in slot order are displayed every visit."""
+    """Show every candidate: the platform displays the M it ranks highest every visit."""
 
     action = SHOW
 

@@ -28,6 +28,9 @@ class InterestDecaySB3VecEnv(VecEnv):
     SB3 semantics: ``step_wait`` returns (obs, rewards, dones, infos) with a list of one dict per
     user; an ended user's dict holds ``terminal_observation``, ``TimeLimit.truncated`` and
     ``episode`` ({"r", "l"}, as SB3's Monitor writes it, so ``ep_rew_mean`` is logged).
+    ``TimeLimit.truncated`` is ``truncated and not terminated``, as SB3's own ``DummyVecEnv``
+    sets it: a user who churned on the horizon's last visit is terminated, and SB3 bootstraps
+    the value only of users cut off by the horizon.
     ``seed(s)`` gives user i the seed s + i at the next ``reset()``.
 
     Action masks for MaskablePPO: ``action_masks()`` gives (N, 3K) masks of the current
@@ -75,7 +78,7 @@ class InterestDecaySB3VecEnv(VecEnv):
             for i in dones.nonzero()[0]:
                 infos[i] = {
                     "terminal_observation": final[i],
-                    "TimeLimit.truncated": bool(truncated[i]),
+                    "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
                     "episode": {"r": float(ep["r"][i]), "l": int(ep["l"][i])},
                 }
         self._last_obs = obs

@@ -34,10 +34,12 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecNormalize
 from stable_baselines3.dqn.policies import DQNPolicy
 
-from agents.policy import EMPTY_BLOCK, SHOW, as_batch, num_slots
+from agents.policy import SHOW, as_batch, num_slots
 from agents.wrappers import DECISION_OBS_SIZE, action_masks, one_at_a_time_predict
 from decay_model.errors import ArtifactError, ConfigError
+from envs import VERSION, env_id
 from envs.config import get_preset
+from envs.layout import EMPTY_BLOCK
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {
     "ppo": PPO,
@@ -63,11 +65,6 @@ LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, EOFError, TypeError,
 ZOO_KEYS = ("n_envs", "n_timesteps", "policy", "policy_kwargs", "normalize", "env_wrapper")
 #: RL Zoo keys ``decaygym-train`` does not implement
 UNSUPPORTED_KEYS = ("frame_stack", "callback", "vec_env_wrapper", "env_kwargs", "monitor_kwargs")
-
-
-def env_id(preset: str) -> str:
-    """The registered env id of a preset (``default`` is ``decaygym/InterestDecay-v0``)."""
-    return "decaygym/InterestDecay-v0" if preset == "default" else f"decaygym/InterestDecay-{preset}-v0"
 
 
 def hyperparams_file(algo: str) -> Path:
@@ -124,7 +121,7 @@ def load_hyperparams(algo: str, preset: str, path: str | Path | None = None) -> 
         entries = yaml.safe_load(file.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{file}: cannot read the hyperparameters ({exc})") from None
-    ids = [env_id(preset)] + ([f"decaygym/InterestDecay-{preset}-v0"] if preset == "default" else [])
+    ids = [env_id(preset)] + ([f"decaygym/InterestDecay-{preset}-v{VERSION}"] if preset == "default" else [])
     entry = next((entries[i] for i in ids if isinstance(entries, dict) and i in entries), None)
     if not isinstance(entry, dict):
         raise ConfigError(f"{file}: no entry for {ids[0]} (preset {preset!r})")

@@ -26,11 +26,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.evaluation import act, reset_hidden
+from agents.evaluation import act, hidden_of
 from agents.policy import (
     ACTION_NAMES,
+    Policy,
+    RulePolicy,
+    block,
+    num_slots,
+    unsquash,
+    unsquash_count,
+    uses_hidden_info,
+)
+from decay_model.atomic import atomic_write_bytes, atomic_write_json
+from decay_model.errors import ArtifactError
+from envs.config import SimConfig
+from envs.layout import (
     AGE_BLOCK,
-    AGE_SCALE_H,
+    AGE_SCALE,
     CLICKS_BLOCK,
     COUNT_SCALE,
     EMPTY_BLOCK,
@@ -46,17 +58,7 @@ from agents.policy import (
     VALUE_BLOCK,
     VALUE_SCALE,
     VISIT_FEATURE,
-    Policy,
-    RulePolicy,
-    block,
-    num_slots,
-    unsquash,
-    unsquash_count,
-    uses_hidden_info,
 )
-from decay_model.artifact import atomic_write_bytes, atomic_write_json
-from decay_model.errors import ArtifactError
-from envs.config import SimConfig
 from envs.vector import InterestDecayVectorEnv
 
 #: the tree's features, in column order: (name, kind), kind "count" (an integer), "hours", "value" or
@@ -98,7 +100,7 @@ def feature_table(obs: NDArray[np.float32], horizon: int, exposure_slots: int) -
         unsquash_count(block(obs, CLICKS_BLOCK), COUNT_SCALE),
         unsquash_count(block(obs, PURCHASES_BLOCK), COUNT_SCALE),
         unsquash_count(block(obs, UNANSWERED_BLOCK), COUNT_SCALE),
-        unsquash(block(obs, AGE_BLOCK), AGE_SCALE_H),
+        unsquash(block(obs, AGE_BLOCK), AGE_SCALE),
         unsquash(block(obs, VALUE_BLOCK), VALUE_SCALE),
         np.broadcast_to(unsquash_count(user[:, VISIT_FEATURE : VISIT_FEATURE + 1], horizon), (n, k)),
         np.broadcast_to(
@@ -143,8 +145,8 @@ def collect_decisions(
     for start in range(0, len(seeds), batch):
         chunk = [int(s) for s in seeds[start : start + batch]]
         venv = InterestDecayVectorEnv(len(chunk), config=config, hidden_info=oracle)
-        obs, _ = venv.reset(seed=chunk)
-        hidden = reset_hidden(venv) if oracle else None
+        obs, info = venv.reset(seed=chunk)
+        hidden = hidden_of(info) if oracle else None
         active = np.ones(len(chunk), bool)
         episode_start = np.ones(len(chunk), bool)
         state = None
@@ -157,7 +159,7 @@ def collect_decisions(
             users.append(np.broadcast_to(seed_arr[:, None], keep.shape)[keep])
             obs, _, terminated, truncated, info = venv.step(actions)
             if oracle:
-                hidden = {"true_interest": info["true_interest"], "true_appeal": info["true_appeal"]}
+                hidden = hidden_of(info)
             active &= ~(terminated | truncated)
             episode_start = terminated | truncated
     return Decisions(np.concatenate(feats), np.concatenate(acts).astype(np.int64), np.concatenate(users))

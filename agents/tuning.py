@@ -36,7 +36,7 @@ from agents.policy import (
     ThresholdPlusPolicy,
     ThresholdPolicy,
 )
-from decay_model.artifact import atomic_write_json
+from decay_model.atomic import atomic_write_json
 from decay_model.errors import ConfigError
 from envs.config import SimConfig
 

@@ -24,7 +24,7 @@ The decision observation (``Box(0, 1, (35,))``, all values in [0, 1]):
 | 9-11   | the 3 user features                                                            |
 | 12-20  | mean of each item feature over the non-empty candidates (0 if none)            |
 | 21-29  | max of each item feature over the non-empty candidates (0 if none)             |
-| 30     | position j / (K - 1): shown items are displayed in slot order                  |
+| 30     | progress through the visit: j / (K - 1) (the platform, not the slot, sets rank) |
 | 31     | share of the other non-empty candidates with higher predicted interest         |
 | 32-34  | decisions already taken this visit on non-empty slots: show, reduce, retire / K |
 
@@ -46,16 +46,9 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-from agents.policy import (
-    EMPTY_BLOCK,
-    NUM_ITEM_FEATURES,
-    NUM_USER_FEATURES,
-    PREDICTED_INTEREST_BLOCK,
-    SHOW,
-    as_batch,
-    num_slots,
-)
+from agents.policy import SHOW, as_batch, num_slots
 from decay_model.errors import ConfigError
+from envs.layout import EMPTY_BLOCK, NUM_ITEM_FEATURES, NUM_USER_FEATURES, PREDICTED_INTEREST_BLOCK
 from envs.vector import InterestDecayVectorEnv
 
 NUM_ACTIONS = 3

@@ -1,5 +1,8 @@
 """Save and load fitted decay models as small, self-describing artifacts.
 
+Reading a card or a population summary needs no torch: those live in ``decay_model.cards``
+(re-exported here), so that the simulator can read them without loading the model.
+
 An artifact is a folder with two files:
 
 - ``params.pt``: the fitted numbers, a flat ``dict[str, torch.Tensor]`` loaded
@@ -19,24 +22,27 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, Self
 
 import numpy as np
 import torch
 
+from decay_model.atomic import atomic_write_bytes, atomic_write_json, json_default
+from decay_model.cards import (
+    CARD,
+    FORMAT_VERSION,
+    PARAMS,
+    POPULATION,
+    load_population,
+    package_version,
+    read_card,
+)
 from decay_model.errors import ArtifactError
 from decay_model.logs import BehaviourLog
 from decay_model.task import EvalTask, TaskConfig
-
-FORMAT_VERSION = 1
-CARD = "card.json"
-PARAMS = "params.pt"
-POPULATION = "population.json"
 
 
 class DecayModel(Protocol):
@@ -82,46 +88,6 @@ def register_model(name: str, factory: Callable[[dict[str, Any]], DecayModel]) -
     _REGISTRY[name] = factory
 
 
-def package_version() -> str:
-    """Installed decaygym version, or "unknown" when run from a bare checkout."""
-    try:
-        return metadata.version("decaygym")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that readers see either the old content or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: object) -> None:
-    """JSON (sorted keys, indented) written atomically."""
-    atomic_write_bytes(
-        path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode()
-    )
-
-
-def _json_default(obj: object) -> object:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 def data_card(log: BehaviourLog) -> dict[str, Any]:
     """What a model was fitted on: enough to recognise the same data again."""
     return {
@@ -154,7 +120,7 @@ def save_artifact(
     atomic_write_bytes(folder / PARAMS, params)
     hashes = {"params_sha256": hashlib.sha256(params).hexdigest()}
     if population is not None:
-        blob = (json.dumps(population, indent=1, sort_keys=True, default=_json_default) + "\n").encode()
+        blob = (json.dumps(population, indent=1, sort_keys=True, default=json_default) + "\n").encode()
         atomic_write_bytes(folder / POPULATION, blob)
         hashes["population_sha256"] = hashlib.sha256(blob).hexdigest()
     card = {
@@ -174,33 +140,6 @@ def save_artifact(
     return folder
 
 
-def read_card(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The artifact's card, validated for format; raises ArtifactError with the reason."""
-    folder = Path(directory)
-    card_path = folder / CARD
-    if not folder.exists():
-        raise ArtifactError(f"{folder}: no such artifact folder")
-    if not card_path.is_file():
-        raise ArtifactError(
-            f"{folder}: not a decay artifact (no {CARD}); expected a folder written by save_artifact"
-        )
-    try:
-        card = json.loads(card_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{card_path}: corrupted card, not valid JSON ({exc})") from exc
-    if not isinstance(card, dict) or "format_version" not in card or "model" not in card:
-        raise ArtifactError(f"{card_path}: corrupted card: format_version or model missing")
-    for key in ("config", "data", "metrics"):
-        if not isinstance(card.get(key, {}), dict):
-            raise ArtifactError(f"{card_path}: corrupted card: {key!r} must be a mapping")
-    if card["format_version"] != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{card_path}: artifact format {card['format_version']!r}, but this decaygym reads format "
-            f"{FORMAT_VERSION}; refit the model with this version"
-        )
-    return card
-
-
 def load_artifact(
     directory: str | os.PathLike[str], *, expect_fingerprint: str | None = None
 ) -> tuple[DecayModel, dict[str, Any]]:
@@ -208,6 +147,8 @@ def load_artifact(
     folder = Path(directory)
     card = read_card(folder)
     name = card["model"]
+    if name not in _REGISTRY:
+        import decay_model.models  # noqa: F401  (registers the built-in models)
     if name not in _REGISTRY:
         raise ArtifactError(f"{folder / CARD}: unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     params_path = folder / PARAMS
@@ -236,16 +177,19 @@ def load_artifact(
     return model, card
 
 
-def load_population(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The artifact's population summary (per-category distributions of λ and b)."""
-    folder = Path(directory)
-    card = read_card(folder)
-    path = folder / POPULATION
-    if "population_sha256" not in card:
-        raise ArtifactError(f"{folder}: this artifact carries no population summary")
-    if not path.is_file():
-        raise ArtifactError(f"{folder}: {POPULATION} is missing")
-    blob = path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != card["population_sha256"]:
-        raise ArtifactError(f"{path}: corrupted: its sha256 does not match the card's population_sha256")
-    return json.loads(blob)
+__all__ = [
+    "CARD",
+    "FORMAT_VERSION",
+    "PARAMS",
+    "POPULATION",
+    "DecayModel",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "data_card",
+    "load_artifact",
+    "load_population",
+    "package_version",
+    "read_card",
+    "register_model",
+    "save_artifact",
+]

@@ -22,3 +22,7 @@ class ConfigError(DecaygymError, ValueError):
 
 class ArtifactError(DecaygymError):
     """A saved model artifact is missing, corrupted, or of another format or version."""
+
+
+class SimulationError(DecaygymError, RuntimeError):
+    """The simulator was handed a value it cannot use (e.g. a re-encoded interest outside [0, 1])."""

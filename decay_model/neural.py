@@ -57,7 +57,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from decay_model.artifact import atomic_write_bytes
+from decay_model.atomic import atomic_write_bytes
 from decay_model.errors import ArtifactError, ConfigError, DataValidationError
 from decay_model.exponential import ExponentialDecay
 from decay_model.logs import BEHAVIORS, BehaviourLog

@@ -14,14 +14,17 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from decay_model.errors import ArtifactError, ConfigError
+from envs import layout
 
 MAX_EXPLORE = 4
+"""New categories a user can engage with in one visit (``explore_per_visit`` is their mean)."""
 TAOBAO_REPEAT_PER_VISIT = 0.979
 """Categories a visit re-engages that the user had engaged before, the Taobao training period's mean
-user (``decay_model.activity``); a value for ``SimConfig.engagement_budget``."""
+user (``decay_model.activity``): the default ``SimConfig.engagement_budget``."""
 TAOBAO_REPEAT_USER_SD = 0.588
-"""The spread of that number between Taobao users; a value for ``SimConfig.engagement_budget_user_sd``."""
-"""New categories a user can engage with in one visit (``explore_per_visit`` is their mean)."""
+"""The spread of that number between Taobao users: the default ``SimConfig.engagement_budget_user_sd``."""
+MAX_APPEAL_SD = math.pi / math.sqrt(3.0)
+"""Log-appeal is logistic with sd ``appeal_sd``; at this sd or above, appeal has no finite mean."""
 
 
 @dataclass(frozen=True)
@@ -55,18 +58,20 @@ class SimConfig:
     value_log_sd: float = 0.5
     """Log-scale sd of item value."""
     appeal_sd: float = 0.5
-    """Sd of the log of a user's hidden appeal for one item (logistic; drawn when the candidate arrives)."""
+    """Sd of the log of a user's hidden appeal for one item (logistic; drawn when the candidate arrives).
+    Below ``MAX_APPEAL_SD`` (π/√3), where the appeal's mean, which the system's prior reads, is finite."""
 
     # -- response ---------------------------------------------------------------------
     click_scale: float = 1.0
-    """P(click) = click_scale · interest · appeal · quality · position bias · fatigue · crowding."""
+    """P(click) = 1 - e^{-x}, x = click_scale · interest · appeal · quality · position bias · fatigue
+    · (1 - satiation) · crowding (≈ x while x is small)."""
     purchase_rate: float = 0.3
     """P(purchase | click) = purchase_rate · quality · (1 - satiation)."""
     reduce_display_prob: float = 0.3
-    """Chance that a candidate marked reduce (1) is displayed (below all shown ones) if room is left;
-    drawn from 8 bits, so it acts as the nearest multiple of 1/256."""
+    """Chance that a candidate marked reduce (1) is eligible for the page (ranked below all shown ones,
+    displayed if a position is left)."""
     crowding: float = 0.7
-    """Click chance multiplier per additional item of the same category on the page."""
+    """Click rate multiplier per additional displayed item of the same (true) category on the page."""
 
     # -- reward -----------------------------------------------------------------------
     click_value: float = 0.1
@@ -180,15 +185,15 @@ class SimConfig:
     engagement_lift: float = 0.35
     """Browsing a category moves its interest a fraction toward 1: I ← I + engagement_lift·(1 - I)
     (calibrated with engagement_scale)."""
-    engagement_budget: float = 0.0
-    """0 (off): each tracked category is engaged on its own chance, as above. B > 0 (budget mode):
-    a visit's chances are scaled to sum to the user's budget r_u (each capped at 1), so interest
+    engagement_budget: float = TAOBAO_REPEAT_PER_VISIT
+    """0 (off): each tracked category is engaged on its own chance, as above. B > 0 (budget mode, the
+    default): a visit's chances are scaled to sum to the user's budget r_u (each capped at 1), so interest
     decides which tracked categories a visit re-engages, not how many. Real users re-engage a
     steady number per visit whatever their interests, and a cohort whose tracked interests are all
     recent otherwise over-engages. Bootstrapped real users bring their own r_u
     (``decay_model.activity``: categories engaged before, per visit); B is everyone else's.
     ``TAOBAO_REPEAT_PER_VISIT`` is the Taobao training period's mean user."""
-    engagement_budget_user_sd: float = 0.0
+    engagement_budget_user_sd: float = TAOBAO_REPEAT_USER_SD
     """Budget mode: the sd of r_u between new users (log-normal around ``engagement_budget``; 0: all
     take B). ``TAOBAO_REPEAT_USER_SD`` is the Taobao training period's."""
     orphan_interest: float = 0.01
@@ -203,7 +208,7 @@ class SimConfig:
 
     # -- episode ----------------------------------------------------------------------
     horizon: int = 100
-    """Visits per episode (the registry's max_episode_steps; the vector env truncates here)."""
+    """Visits per episode: the single env and the vector env truncate here."""
     reencode_every: int = 0
     """Every this many visits, re-encode each user's recent simulated events with the neural
     decay model of ``artifact`` (the shipped one when None) into fresh interest, λ and floor; 0 = never."""
@@ -241,6 +246,12 @@ class SimConfig:
             raise bad(
                 "engagement_budget",
                 f"must be a number in [0, max_user_categories={self.max_user_categories}]",
+            )
+        if not self.appeal_sd < MAX_APPEAL_SD:
+            raise bad(
+                "appeal_sd",
+                f"must be < π/√3 = {MAX_APPEAL_SD:.4f}: at or above it the logistic log-appeal's "
+                "exponential has no finite mean, which the system's prior of a cold item needs",
             )
         if self.explore_per_visit > MAX_EXPLORE:
             raise bad("explore_per_visit", f"must be <= MAX_EXPLORE={MAX_EXPLORE}")
@@ -307,8 +318,7 @@ class SimConfig:
 
     def _check_neural(self) -> None:
         """Re-encoding needs a neural artifact: ``artifact`` or the shipped default."""
-        from decay_model.artifact import read_card
-        from envs.population import PRETRAINED
+        from decay_model.cards import PRETRAINED, read_card
 
         folder = str(self.artifact) if self.artifact is not None else str(PRETRAINED)
         try:
@@ -324,7 +334,7 @@ class SimConfig:
             )
 
     def _check_artifact(self) -> None:
-        from decay_model.artifact import load_population
+        from decay_model.cards import load_population
 
         if not os.path.isdir(str(self.artifact)):
             raise ConfigError(f"SimConfig.artifact={self.artifact!r}: no such artifact folder")
@@ -338,19 +348,9 @@ class SimConfig:
             )
 
     @property
-    def num_obs_item_features(self) -> int:
-        """F: features per candidate in the observation."""
-        return 9
-
-    @property
-    def num_obs_user_features(self) -> int:
-        """U: per-user features at the end of the observation."""
-        return 3
-
-    @property
     def obs_size(self) -> int:
-        """Length of the flat observation, K·F + U."""
-        return self.num_slots * self.num_obs_item_features + self.num_obs_user_features
+        """Length of the flat observation, K·F + U (``envs.layout``)."""
+        return layout.obs_size(self.num_slots)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -361,7 +361,9 @@ class SimConfig:
         return replace(self, **changes)
 
 
-#: Named presets: ``small`` for tests (runs in milliseconds), ``default``, ``large``.
+#: Named presets: ``small`` for tests (runs in milliseconds), ``default``, ``large``, and
+#: ``independent_browsing``, the default with the browsing model before budget mode (each tracked
+#: category engaged on its own chance), kept for comparison.
 PRESETS: dict[str, SimConfig] = {
     "small": SimConfig(
         num_slots=8,
@@ -380,6 +382,7 @@ PRESETS: dict[str, SimConfig] = {
         items_per_category=2000,
         horizon=200,
     ),
+    "independent_browsing": SimConfig(engagement_budget=0.0, engagement_budget_user_sd=0.0),
 }
 
 

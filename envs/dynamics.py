@@ -1,8 +1,10 @@
 """The simulator's dynamics, written once: a batched step over N users × K candidate slots.
 
 State is explicit (:class:`SimState`, a struct of arrays); randomness is counter-based
-(``envs.rng``: every draw hashes the user's key, episode, visit, purpose and slot), so
-user i's trajectory does not depend on the other users in the batch. The single env
+(``envs.rng``: every draw hashes the user's 64-bit key, episode, visit, purpose and index), so
+user i's trajectory does not depend on the other users in the batch. A candidate's draws are
+keyed by its id (the order in which it arrived in the user's pool) and a fresh candidate's by its
+arrival order, never by its slot: where an item sits changes nothing. The single env
 is this step with N = 1; the vector env runs it for many users in one call.
 
 A user tracks W = ``max_user_categories`` categories (their current interests) plus one
@@ -24,12 +26,17 @@ One visit (``step``), for every user at once:
    Engagement lifts interest, I ← I + engagement_lift·(1 - I), and each event is a purchase
    with chance ``organic_purchase_rate``. The system sees all of it (it is its own log).
 2. **Retire** (action 2): the slot empties for good (its item leaves the user's pool).
-3. **Exposure**: at most M items are displayed. Candidates marked show (0) take the top
-   positions in slot order; candidates marked reduce (1) are displayed below them, each
-   with chance ``reduce_display_prob``, if positions are left. Empty slots show nothing.
-4. **Response**: P(click) = interest(category) · appeal · quality · 1/log2(1 + position)
-   · e^{-fatigue} · (1 - satiation) · crowding^{(same-category items on the page) - 1};
-   P(purchase | click) = purchase_rate · quality · (1 - satiation).
+3. **Exposure**: the policy decides each candidate's exposure, the platform ranks the page.
+   Candidates marked show (0) are eligible; each candidate marked reduce (1) is eligible with
+   chance ``reduce_display_prob``. The platform orders the shown ones by its own estimate
+   (observation block 0 before its cap; ties: the older candidate first), then the reduced
+   ones that won their draw by the same estimate, and displays the first M at positions 1..M;
+   the rest are not displayed. Empty slots show nothing.
+4. **Response**: P(click) = 1 - e^{-x}, x = interest(category) · appeal · click_scale · quality
+   · 1/log2(1 + position) · e^{-fatigue} · (1 - satiation) · crowding^{n - 1}, n the displayed
+   items of the item's true category (orphans included); 1 - e^{-x} ≈ x for small x and stays
+   below 1 however large the unbounded appeal. P(purchase | click) = purchase_rate · quality
+   · (1 - satiation), in [0, 1] as quality ~ Beta.
 5. **Reward** = click_value · clicks + purchase_value_scale · Σ value of purchases
    - slot_cost · displayed slots (each term also returned).
 6. **Updates**: a click lifts its category's interest (I ← I + click_lift·(1 - I)); a purchase
@@ -42,10 +49,10 @@ One visit (``step``), for every user at once:
    m = f + (1 - f)·e^{-return_satisfaction·satisfaction} (a satisfied user comes back
    sooner, f = return_gap_min_fraction). True interest and the system's estimate decay,
    I ← b + (I - b)e^{-λΔ}; fatigue, satiation, annoyance and satisfaction fade.
-9. **Retrieval**: at most R fresh candidates fill empty slots (lowest slots first). A fresh
-   candidate is cold: its category is drawn in proportion to the system's estimate of the
-   user's category interests, its item uniformly in that category; its hidden appeal is
-   drawn (log-appeal ~ logistic with sd ``appeal_sd``).
+9. **Retrieval**: at most R fresh candidates fill empty slots (lowest slots first), each with
+   the user's next candidate id. A fresh candidate is cold: its category is drawn in proportion
+   to the system's estimate of the user's category interests, its item uniformly in that
+   category; its hidden appeal is drawn (log-appeal ~ logistic with sd ``appeal_sd``).
 
 The system's estimate of an item (observation block 0) = its estimate of the category's
 interest (tracked from every observed engagement with the decay model's λ and b) × the
@@ -63,39 +70,24 @@ more), one source for the single env and the vector env. A CUDA backend is not i
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from envs import kernels
+from envs import state_layout
 from envs.config import MAX_EXPLORE, SimConfig
 from envs.population import PRETRAINED, Catalogue, Population
-from envs.reencode import ReEncoder
+
+if TYPE_CHECKING:
+    from envs.reencode import ReEncoder
 
 F32 = np.float32
 NEVER_ENGAGED_H = F32(1e6)
 """Hours since the last engagement with a category the user never engaged with in the episode."""
 
-# observation block order (feature-major: block f holds feature f of all K candidates)
-ITEM_FEATURES = (
-    "predicted_interest",
-    "time_since_category_engagement",
-    "exposures",
-    "clicks",
-    "purchases",
-    "exposures_since_click",
-    "empty",
-    "item_age",
-    "item_value",
-)
-USER_FEATURES = ("visit_index", "recent_unanswered", "empty_slots")
-HOURS_SCALE = F32(kernels.HOURS_SCALE)
-COUNT_SCALE = F32(kernels.COUNT_SCALE)
-AGE_SCALE = F32(kernels.AGE_SCALE)
-
-# per-slot float fields, packed in one (S, N, K) array (indices: envs.kernels.APPEAL ... SAT); the first
-# kernels.FRESH_FIELDS are set when a candidate arrives, the rest are counters, zeroed on retirement
+# per-slot float fields, packed in one (S, N, K) array (indices: envs.state_layout.APPEAL ... SAT); the first
+# state_layout.FRESH_FIELDS are set when a candidate arrives, the rest are counters, zeroed on retirement
 SLOT_FIELDS = (
     "appeal_mult",  # hidden: click_scale · quality · appeal
     "buy_p",  # hidden: purchase_rate · quality
@@ -109,8 +101,8 @@ SLOT_FIELDS = (
     "fatigue",
     "satiation",
 )
-assert len(SLOT_FIELDS) == kernels.NUM_SLOT_FIELDS
-COUNTER_FIELDS = ("key", "episode", "visit")
+assert len(SLOT_FIELDS) == state_layout.NUM_SLOT_FIELDS
+COUNTER_FIELDS = ("key", "episode", "visit", "next_id")
 USER_FIELDS = (
     "clock_h",
     "annoyance",
@@ -128,15 +120,18 @@ _PACKED = {
     **{name: ("cats", j) for j, name in enumerate(CATEGORY_FIELDS)},
     **{name: ("slots", j) for j, name in enumerate(SLOT_FIELDS)},
 }
-assert SLOT_FIELDS.index("satiation") == kernels.SAT and USER_FIELDS.index("last_gap_h") == kernels.LAST_GAP
-assert CATEGORY_FIELDS.index("last_engaged_h") == kernels.LAST_ENGAGED
+assert SLOT_FIELDS.index("satiation") == state_layout.SAT
+assert USER_FIELDS.index("last_gap_h") == state_layout.LAST_GAP
+assert COUNTER_FIELDS.index("next_id") == state_layout.NEXT_ID
+assert CATEGORY_FIELDS.index("last_engaged_h") == state_layout.LAST_ENGAGED
 
 
 @dataclass
 class SimState:
     """Everything that changes, as a few packed arrays (the compiled step reads them directly).
 
-    ``counters`` (3, N) uint32: ``key`` (seed-derived), ``episode``, ``visit``.
+    ``counters`` (4, N) uint64: ``key`` (seed-derived), ``episode``, ``visit``, ``next_id`` (the id the
+    user's next fresh candidate gets: candidates are numbered 0, 1, ... in the order they arrive).
     ``user`` (8, N) float32: ``clock_h`` (hours since the episode began), ``annoyance``,
     ``satisfaction``, ``recent_unanswered`` (halving average of unanswered exposures per visit),
     ``gap_mu`` (μ_u of the return time), ``events_extra`` (mean events beyond the first per
@@ -145,7 +140,8 @@ class SimState:
     ``cat`` (N, W + 1) category index and ``cats`` (5, N, W + 1) float32: ``lam``, ``floor``,
     ``interest`` (true), ``estimate`` (the system's), ``last_engaged_h``; column W is the orphan column.
     Per slot: ``present``, ``flat_uc`` (index into the flattened (N·(W+1)) user-category arrays),
-    ``item`` (catalogue index) and ``slots`` (S, N, K) float32, the ``SLOT_FIELDS``. In an empty slot
+    ``item`` (catalogue index), ``uid`` (the candidate's id, which keys its random draws) and
+    ``slots`` (S, N, K) float32, the ``SLOT_FIELDS``. In an empty slot
     only the counters are meaningful (all 0); the rest keeps stale values that nothing reads.
     Recent events, kept only when the config re-encodes users (else H = 0): a ring of H =
     ``reencode_history`` per user, ``hist_cat`` (category index), ``hist_beh`` (behaviour code),
@@ -154,7 +150,7 @@ class SimState:
     Every packed field is also an attribute (a view), e.g. ``state.clock_h`` or ``state.exposures``.
     """
 
-    counters: NDArray[np.uint32]
+    counters: NDArray[np.uint64]
     user: NDArray[np.float32]
     alive: NDArray[np.bool_]
     cat: NDArray[np.int32]
@@ -162,6 +158,7 @@ class SimState:
     present: NDArray[np.bool_]
     flat_uc: NDArray[np.intp]
     item: NDArray[np.int32]
+    uid: NDArray[np.int64]
     slots: NDArray[np.float32]
     hist_cat: NDArray[np.int32]
     hist_beh: NDArray[np.int8]
@@ -174,7 +171,7 @@ class SimState:
         n, k, c = num_users, config.num_slots, config.max_user_categories + 1
         h = config.reencode_history if config.reencode_every else 0
         return cls(
-            counters=np.zeros((len(COUNTER_FIELDS), n), np.uint32),
+            counters=np.zeros((len(COUNTER_FIELDS), n), np.uint64),
             user=np.zeros((len(USER_FIELDS), n), F32),
             alive=np.zeros(n, np.bool_),
             cat=np.zeros((n, c), np.int32),
@@ -182,6 +179,7 @@ class SimState:
             present=np.zeros((n, k), np.bool_),
             flat_uc=np.zeros((n, k), np.intp),
             item=np.zeros((n, k), np.int32),
+            uid=np.zeros((n, k), np.int64),
             slots=np.zeros((len(SLOT_FIELDS), n, k), F32),
             hist_cat=np.zeros((n, h), np.int32),
             hist_beh=np.zeros((n, h), np.int8),
@@ -292,6 +290,9 @@ class Simulator:
     """
 
     def __init__(self, config: SimConfig, population: Population | None = None) -> None:
+        from envs import kernels  # Numba loads (or compiles) with the first simulator, not on import
+
+        self._run = kernels.run
         self.config = config
         self.population = population if population is not None else Population.from_config(config)
         self.catalogue = Catalogue.build(config, self.population.num_categories)
@@ -304,15 +305,15 @@ class Simulator:
         ).astype(F32)
         # log-appeal ~ logistic with sd appeal_sd: (u / (1 - u))^(sd·√3/π)
         s = config.appeal_sd * np.sqrt(3.0) / np.pi
-        mean_appeal = np.pi * s / np.sin(np.pi * s) if 0 < s < 1 else 1.0  # E[(u/(1-u))^s]
+        mean_appeal = np.pi * s / np.sin(np.pi * s) if s > 0 else 1.0  # E[(u/(1-u))^s], s < 1 (SimConfig)
         # the system's prior click multiplier of a cold item: the catalogue's mean, times the mean appeal
-        self.mean_click_mult = F32(float(self.item_table[kernels.APPEAL].mean()) * mean_appeal)
-        # bias_table[p] for 1-based position p <= M is 2^24 / log2(1 + p) (the 2^24 matches the 24-bit
-        # uniforms); index 0 (not displayed) and M+1..K+1 (no position left) give 0
+        self.mean_click_mult = F32(float(self.item_table[state_layout.APPEAL].mean()) * mean_appeal)
+        # bias_table[p] for 1-based position p <= M is 1 / log2(1 + p); index 0 (not displayed) and
+        # M+1..K+1 (no position left) give 0
         positions = np.arange(1, m + 1, dtype=np.float64)
         bias = np.zeros(k + 2)
         bias[1 : m + 1] = 1.0 / np.log2(1.0 + positions)
-        self.bias_table = (bias * 2.0**24).astype(F32)
+        self.bias_table = bias.astype(F32)
         self.crowd_table = (config.crowding ** np.maximum(np.arange(k + 2) - 1, 0)).astype(F32)
         pop = self.population
         share_cdf = np.cumsum(pop.share).astype(F32)
@@ -330,7 +331,6 @@ class Simulator:
             gap_quantiles,
         )
         derived = {
-            "reduce_threshold": round(config.reduce_display_prob * 256),  # low 8 bits of the click word
             "explore_chance": config.explore_per_visit / MAX_EXPLORE,  # per try
             "log1m_organic_buy": np.log1p(-min(config.organic_purchase_rate, 1 - 1e-6)),
             "mean_click_mult": self.mean_click_mult,
@@ -342,10 +342,12 @@ class Simulator:
         self._work: dict[str, Any] | None = None
         self.reencoder: ReEncoder | None = None
         if config.reencode_every:
+            from envs.reencode import ReEncoder  # the neural model (torch) loads only when asked for
+
             folder = config.artifact if config.artifact is not None else PRETRAINED
             self.reencoder = ReEncoder.from_artifact(folder, self.population.names)
         self._params = np.array(
-            [derived[name] if name in derived else getattr(config, name) for name in kernels.PARAM_FIELDS],
+            [derived[n] if n in derived else getattr(config, n) for n in state_layout.PARAM_FIELDS],
             np.float64,
         )
 
@@ -376,9 +378,9 @@ class Simulator:
             getattr(state, name)[rows] = 0
         state.alive[rows] = True
         state.hist_n[rows] = 0
-        kernels.run(
+        self._run(
             "fill", len(rows), rows, state.counters, self._params, self.item_table, state.user, state.cat,
-            state.cats, state.present, state.flat_uc, state.item, state.slots,
+            state.cats, state.present, state.flat_uc, state.item, state.uid, state.slots,
         )  # fmt: skip
 
     # -- one visit -----------------------------------------------------------------------
@@ -402,10 +404,10 @@ class Simulator:
         detail = Browsing.allocate(n, self.config.max_user_categories) if browsing else scratch["browsing"]
         churned = np.empty(n, np.bool_)
         out = scratch["out"]
-        kernels.run(
+        self._run(
             "step", n, np.ascontiguousarray(action), churned, self._params, self._tables, state.counters,
             state.user, state.alive, state.cat, state.cats, state.present, state.flat_uc, state.item,
-            state.slots, scratch["bias"], out, detail.arrays(), state.history(),
+            state.uid, state.slots, scratch["work"], out, detail.arrays(), state.history(),
             obs if obs is not None else scratch["no_obs"],
         )  # fmt: skip
         if self.reencoder is not None:
@@ -416,17 +418,17 @@ class Simulator:
                     self.observe(state, obs, rows=due)
         cols = out.T.copy()  # (NUM_OUT, N): the caller's to keep
         return StepResult(
-            reward=cols[kernels.OUT_REWARD],
-            click_reward=cols[kernels.OUT_CLICK_REWARD],
-            purchase_reward=cols[kernels.OUT_PURCHASE_REWARD],
-            slot_cost=cols[kernels.OUT_SLOT_COST],
-            clicks=cols[kernels.OUT_CLICKS],
-            purchases=cols[kernels.OUT_PURCHASES],
-            slots_used=cols[kernels.OUT_SLOTS_USED],
+            reward=cols[state_layout.OUT_REWARD],
+            click_reward=cols[state_layout.OUT_CLICK_REWARD],
+            purchase_reward=cols[state_layout.OUT_PURCHASE_REWARD],
+            slot_cost=cols[state_layout.OUT_SLOT_COST],
+            clicks=cols[state_layout.OUT_CLICKS],
+            purchases=cols[state_layout.OUT_PURCHASES],
+            slots_used=cols[state_layout.OUT_SLOTS_USED],
             churned=churned,
-            gap_h=cols[kernels.OUT_GAP_H],
-            organic_events=cols[kernels.OUT_ORGANIC_EVENTS],
-            organic_purchases=cols[kernels.OUT_ORGANIC_PURCHASES],
+            gap_h=cols[state_layout.OUT_GAP_H],
+            organic_events=cols[state_layout.OUT_ORGANIC_EVENTS],
+            organic_purchases=cols[state_layout.OUT_ORGANIC_PURCHASES],
             browsing=detail if browsing else None,
         )
 
@@ -435,8 +437,9 @@ class Simulator:
         if self._work is None or self._work["out"].shape[0] != n:
             k, w = self.config.num_slots, self.config.max_user_categories
             self._work = {
-                "out": np.zeros((n, kernels.NUM_OUT), F32),
-                "bias": np.zeros((n, k), F32),
+                "out": np.zeros((n, state_layout.NUM_OUT), F32),
+                # per slot: position bias (0: not displayed), estimate, page group (-1 none, 0 show, 1 reduce)
+                "work": (np.zeros((n, k), F32), np.zeros((n, k), np.float64), np.zeros((n, k), np.int8)),
                 "browsing": Browsing.allocate(n, w),
                 "no_obs": np.zeros((0, self.config.obs_size), F32),
             }
@@ -448,7 +451,7 @@ class Simulator:
         I ← b + (I - b)·e^{-λΔ}: the same compiled code as between visits (used for the fidelity start).
         """
         hours = np.ascontiguousarray(hours, F32)
-        kernels.run("fade", len(hours), hours, state.cats)
+        self._run("fade", len(hours), hours, state.cats)
 
     # -- what the agent sees -------------------------------------------------------------
     def predicted_interest(self, state: SimState) -> NDArray[np.float32]:
@@ -462,11 +465,12 @@ class Simulator:
     ) -> None:
         """Write observations into ``out`` (shape (N, K·F + U)), for all users or only ``rows``.
 
-        Layout (feature-major): block f = ``out[:, f*K:(f+1)*K]`` holds feature ``ITEM_FEATURES[f]``
-        of the K candidates; the last U entries are ``USER_FEATURES``. Every value is in [0, 1].
+        Layout (``envs.layout``, feature-major): block f = ``out[:, f*K:(f+1)*K]`` holds feature
+        ``ITEM_FEATURES[f]`` of the K candidates; the last U entries are ``USER_FEATURES``. Every
+        value is in [0, 1].
         """
         rows = np.arange(state.num_users) if rows is None else np.asarray(rows, np.intp)
-        kernels.run(
+        self._run(
             "observe", len(rows), rows, out, self._params, state.counters, state.user, state.cats,
             state.present, state.flat_uc, state.slots,
         )  # fmt: skip
@@ -479,7 +483,7 @@ class Simulator:
         """
         interest = state.interest.ravel().take(state.flat_uc)
         interest *= state.present
-        return interest, slots_masked(state.slots[kernels.APPEAL], state.present)
+        return interest, slots_masked(state.slots[state_layout.APPEAL], state.present)
 
 
 def slots_masked(values: NDArray[np.float32], present: NDArray[np.bool_]) -> NDArray[np.float32]:

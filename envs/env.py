@@ -9,11 +9,28 @@ import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
 
-from decay_model.errors import DecaygymError
+from decay_model.errors import ConfigError, DecaygymError
 from envs import rng
 from envs.config import SimConfig, get_preset
-from envs.dynamics import SimState, Simulator
+from envs.dynamics import SimState, Simulator, StepResult
 from envs.population import Population
+
+#: what ``info`` holds after every step, in the single env (scalars) as in the vector env (arrays (N,))
+STEP_INFO_KEYS = (
+    "visit",
+    "clicks",
+    "purchases",
+    "slots_used",
+    "click_reward",
+    "purchase_reward",
+    "slot_cost",
+    "gap_h",
+    "organic_events",
+    "organic_purchases",
+)
+#: the hidden truth, added to ``info`` (of ``reset`` and ``step``) only with ``hidden_info=True``
+HIDDEN_INFO_KEYS = ("true_interest", "true_appeal")
+_INT_INFO = frozenset({"visit", "clicks", "purchases", "slots_used", "organic_events", "organic_purchases"})
 
 
 class ResetNeededError(DecaygymError, RuntimeError):
@@ -28,6 +45,40 @@ def make_config(
     if artifact is not None:
         overrides["artifact"] = str(artifact)
     return base.replace(**overrides) if overrides else base
+
+
+def check_time_limit(max_episode_steps: int | None, config: SimConfig) -> int:
+    """The vector env's episode length: ``config.horizon``, or a shorter ``max_episode_steps``.
+
+    Episodes end at ``horizon`` (so that ``gymnasium.make_vec(id, horizon=5)`` gives 5-visit
+    episodes); a longer time limit could never be reached, so it is an error, not a silent no-op.
+    """
+    if max_episode_steps is None:
+        return config.horizon
+    if not isinstance(max_episode_steps, int | np.integer) or max_episode_steps < 1:
+        raise ConfigError(f"max_episode_steps must be a positive integer, got {max_episode_steps!r}")
+    if max_episode_steps > config.horizon:
+        raise ConfigError(
+            f"max_episode_steps={max_episode_steps} exceeds the config's horizon={config.horizon}: "
+            f"episodes end at the horizon, so pass horizon={max_episode_steps} instead"
+        )
+    return int(max_episode_steps)
+
+
+def step_info(res: StepResult, visit: NDArray[np.uint64]) -> dict[str, NDArray[Any]]:
+    """The info of a visit as arrays of shape (N,) (``STEP_INFO_KEYS``, without the hidden truth)."""
+    return {
+        "visit": visit.astype(np.int64),
+        "clicks": res.clicks.astype(np.int64),
+        "purchases": res.purchases.astype(np.int64),
+        "slots_used": res.slots_used.astype(np.int64),
+        "click_reward": res.click_reward.astype(np.float64),
+        "purchase_reward": res.purchase_reward.astype(np.float64),
+        "slot_cost": res.slot_cost.astype(np.float64),
+        "gap_h": res.gap_h.astype(np.float64),
+        "organic_events": res.organic_events.astype(np.int64),
+        "organic_purchases": res.organic_purchases.astype(np.int64),
+    }
 
 
 def check_action(action: Any, shape: tuple[int, ...]) -> NDArray[np.int64]:
@@ -55,30 +106,43 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
 
     ## Description
     Each step is one visit of one simulated user. The user browses on their own (engaging
-    with the categories they are interested in, and discovering new ones: the system sees
-    this, too); return times, browsing depth and engagement are calibrated to the Taobao
-    log (``decaygym-fidelity``). The system holds K candidate items for
-    the user and, for each, the agent decides to show it, reduce its exposure or retire it.
-    At most M items are displayed; the user clicks and buys with probabilities driven by
-    their hidden interest in the item's category, their hidden appeal for the item, its
-    quality, its position (1/log2(1 + position)), item fatigue, purchase satiation and
-    page crowding. Between visits interest moves as I ← b + (I - b)·e^{-λΔ} with the decay
-    rate λ and floor b of a decay model fitted on real logs (``decay_model``); clicks lift
-    interest, purchases satisfy it, unanswered exposures tire the item and annoy the user,
-    and an annoyed, unsatisfied user leaves for good. Retiring is not free: at most R fresh
-    candidates arrive per visit, and they arrive cold (the system's estimate starts from
-    the category prior). The dynamics are those of ``envs.dynamics.Simulator`` with N = 1.
+    with about their own number of known categories a visit, interest deciding which, and
+    discovering new ones: the system sees this, too); return times, browsing depth and
+    engagement are calibrated to the Taobao log (``decaygym-fidelity``). The system holds K
+    candidate items for the user and, for each, the agent decides its exposure: show it,
+    reduce it or retire it. The platform then ranks the page by its own estimate (the shown
+    items first, then the reduced ones that won their draw) and displays at most M. The user
+    clicks and buys with probabilities driven by their hidden interest in the item's
+    category, their hidden appeal for the item, its quality, its position
+    (1/log2(1 + position)), item fatigue, purchase satiation and page crowding. Between
+    visits interest moves as I ← b + (I - b)·e^{-λΔ} with the decay rate λ and floor b of a
+    decay model fitted on real logs (``decay_model``); clicks lift interest, purchases
+    satisfy it, unanswered exposures tire the item and annoy the user, and an annoyed,
+    unsatisfied user leaves for good. Retiring is not free: at most R fresh candidates arrive
+    per visit, and they arrive cold (the system's estimate starts from the category prior).
+    The dynamics are those of ``envs.dynamics.Simulator`` with N = 1.
 
     ## Action Space
-    ``MultiDiscrete([3] * K)``: per candidate slot, 0 = show (top positions, in slot order),
-    1 = reduce (displayed below the shown items with chance ``reduce_display_prob``, if room),
-    2 = retire (the slot empties for good until retrieval refills it). Actions on empty
-    slots do nothing. An action outside the space raises ``ValueError``.
+    ``MultiDiscrete([3] * K)``: per candidate slot, 0 = show, 1 = reduce (eligible for the page
+    with chance ``reduce_display_prob``, below every shown item), 2 = retire (the slot empties
+    for good until retrieval refills it). Actions on empty slots do nothing. An action outside
+    the space raises ``ValueError``.
+
+    ## The page
+    The policy decides each candidate's exposure (its lifecycle); the platform decides the
+    order, as a ranking layer after an eligibility layer does in real systems. The shown
+    candidates are ordered by the system's estimate (observation block 0 before its cap at 1;
+    ties: the candidate that arrived first), then the reduced candidates that won their draw
+    in the same order, and the first M take positions 1..M; the rest are not displayed. Every
+    random draw of a candidate is keyed by the candidate (the order in which it arrived),
+    not by its slot, so permuting the slots of a state and its actions alike permutes the
+    outcome and changes nothing else: a slot-symmetric (per-item) policy loses nothing.
 
     ## Observation Space
-    ``Box(0, 1, shape=(K*F + U,), float32)`` with F = 9 and U = 3, feature-major: block f,
-    ``obs[f*K:(f+1)*K]``, holds feature f of the K candidates, so ``obs[:K*F].reshape(F, K).T``
-    gives one row per candidate for a per-item network. Counts c are squashed as c/(c + s).
+    ``Box(0, 1, shape=(K*F + U,), float32)`` with F = 9 and U = 3 (``envs.layout``), feature-major:
+    block f, ``obs[f*K:(f+1)*K]``, holds feature f of the K candidates, so
+    ``obs[:K*F].reshape(F, K).T`` gives one row per candidate for a per-item network. Counts c
+    are squashed as c/(c + s).
 
     | Block | Observation (per candidate)                                   | Min | Max | Scale s     |
     |-------|---------------------------------------------------------------|-----|-----|-------------|
@@ -103,13 +167,21 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
 
     ## Rewards
     ``click_value · clicks + purchase_value_scale · Σ value of purchased items - slot_cost ·
-    displayed slots``. ``info`` reports ``click_reward``, ``purchase_reward`` and
-    ``slot_cost`` (their sum, with the cost negated, is the reward), and ``clicks``,
-    ``purchases``, ``slots_used``, ``gap_h`` (hours to the next visit), ``visit``,
-    ``organic_events`` and ``organic_purchases`` (the user's own browsing, not rewarded).
-    ``info["true_interest"]`` (K,) is the user's hidden interest in each candidate's
-    category and ``info["true_appeal"]`` (K,) the hidden click multiplier (click_scale ·
-    quality · appeal); both are for the oracle baseline only, never for learned agents.
+    displayed slots``. Every chance behind it is a probability by construction: P(click) =
+    1 - e^{-x} with x the product of interest, appeal, quality, position bias, fatigue,
+    satiation and crowding (≈ x when small, below 1 however large the appeal), P(purchase |
+    click) = purchase_rate · quality · (1 - satiation), P(churn) a logistic.
+
+    ## Info
+    After every step (``envs.env.STEP_INFO_KEYS``, the same keys as the vector env's arrays):
+    ``visit`` (visits done in this episode: the observation's visit index), and of the visit
+    just taken ``clicks``, ``purchases``, ``slots_used``, ``click_reward``, ``purchase_reward``,
+    ``slot_cost`` (the reward is the first two minus the third), ``gap_h`` (hours to the next
+    visit), ``organic_events`` and ``organic_purchases`` (the user's own browsing, not
+    rewarded). With ``hidden_info=True``, ``reset`` and ``step`` add ``true_interest`` (K,),
+    the user's hidden interest in each candidate's category, and ``true_appeal`` (K,), the
+    hidden click multiplier (click_scale · quality · appeal), both of the candidates in the
+    returned observation: for the oracle baseline only, never for learned agents.
 
     ## Starting State
     A user drawn from the population (``SimConfig.artifact``'s summary, the built-in
@@ -126,30 +198,37 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
 
     ## Episode End
     1. Termination: the user leaves for good (churn).
-    2. Truncation: ``max_episode_steps`` visits (``SimConfig.horizon``), applied by
-       ``TimeLimit`` through the registry; the env itself never truncates.
-    Stepping after termination raises ``ResetNeededError`` asking for ``reset()``.
+    2. Truncation: after ``horizon`` visits (a ``SimConfig`` field, so ``gymnasium.make(id,
+       horizon=5)`` gives 5-visit episodes); the env truncates itself. As Gymnasium's
+       ``TimeLimit`` does, ``truncated`` is True on the horizon's visit even when the user also
+       churned on it: a learner must bootstrap only where ``truncated and not terminated``.
+       ``gymnasium.make(..., max_episode_steps=n)`` wraps the env in ``TimeLimit``, which can
+       only end episodes earlier: for longer ones pass ``horizon=n`` (the env cannot see the
+       wrapper; the vector env, which takes ``max_episode_steps`` itself, refuses one beyond
+       the horizon).
+    Stepping after the end raises ``ResetNeededError`` asking for ``reset()``.
 
     ## Arguments
-    | Parameter    | Type               | Default     | Description                                       |
-    |--------------|--------------------|-------------|---------------------------------------------------|
-    | `preset`     | str                | `"default"` | named config in `envs.config.PRESETS`             |
-    | `config`     | SimConfig \\| None | `None`      | a full config (overrides `preset`)                |
-    | `artifact`   | str \\| None       | `None`      | fitted decay artifact folder to draw users from   |
-    | `population` | Population \\| None| `None`      | explicit population (e.g. bootstrapped real users)|
-    | `**overrides`| SimConfig fields   |             | e.g. `num_slots=10`                               |
+    | Parameter     | Type               | Default     | Description                                      |
+    |---------------|--------------------|-------------|--------------------------------------------------|
+    | `preset`      | str                | `"default"` | named config in `envs.config.PRESETS`            |
+    | `config`      | SimConfig \\| None | `None`      | a full config (overrides `preset`)               |
+    | `artifact`    | str \\| None       | `None`      | fitted decay artifact folder to draw users from  |
+    | `population`  | Population \\| None| `None`      | explicit population (e.g. bootstrapped real users)|
+    | `hidden_info` | bool               | `False`     | add the hidden truth to `info` (oracle only)     |
+    | `**overrides` | SimConfig fields   |             | e.g. `num_slots=10`, `horizon=5`                 |
 
     ```python
     >>> import gymnasium as gym, envs
-    >>> env = gym.make("decaygym/InterestDecay-small-v0")
+    >>> env = gym.make("decaygym/InterestDecay-small-v1")
     >>> obs, info = env.reset(seed=0)
     >>> obs.shape
     (75,)
     ```
 
     ## Seeding
-    ``reset(seed=s)`` fixes the user: all randomness is counter-based on a key derived from
-    ``s`` (``envs.rng.key_from_seed``) and the episode number; ``reset()`` without a seed
+    ``reset(seed=s)`` fixes the user: all randomness is counter-based on a 64-bit key derived
+    from ``s`` (``envs.rng.key_from_seed``) and the episode number; ``reset()`` without a seed
     starts the next episode of the same stream. User i of ``InterestDecayVectorEnv`` reset
     with seed s is this env reset with seed s + i.
 
@@ -157,11 +236,18 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
     ``envs.vector.InterestDecayVectorEnv`` runs the same step for many users in one call.
 
     ## Version History
-    * v0: initial version (calibrated browsing, return times and pool age since the
-      session-2 calibration; later, a compiled step with the same dynamics, optional
-      re-encoding, the default population from the shipped ``base_sessions`` artifact, and an
-      opt-in budget mode for browsing, ``engagement_budget``; ids unchanged because nothing was
-      released before it).
+    * v1: the page is ranked by the system's estimate (the policy decides exposure, not
+      order) and every draw is keyed by the candidate, not its slot; P(click) = 1 - e^{-x}
+      (a probability however large the appeal; configs whose appeal has no finite mean are
+      refused); crowding counts the displayed items of the item's true category (orphans no
+      longer crowd each other); 64-bit random streams (no two (user, visit, purpose) streams
+      coincide); budget mode is the default browsing model (``engagement_budget`` 0.979 and
+      its between-user sd 0.588, as fitted on the Taobao log; the previous model is the
+      ``independent_browsing`` preset); the env truncates itself at ``horizon`` (overrides
+      are honoured); ``hidden_info`` in the single env too, and one info schema for both envs.
+    * v0: initial version (calibrated browsing, return times and pool age; a compiled step;
+      optional re-encoding; the default population from the shipped ``base_sessions``
+      artifact; opt-in budget mode).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
@@ -173,17 +259,19 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
         artifact: str | None = None,
         population: Population | None = None,
         render_mode: str | None = None,
+        hidden_info: bool = False,
         **overrides: Any,
     ) -> None:
         self.config = make_config(config, preset, artifact, **overrides)
         self.render_mode = render_mode
+        self.hidden_info = bool(hidden_info)
         self.sim = Simulator(self.config, population)
         k = self.config.num_slots
         self.action_space = spaces.MultiDiscrete(np.full(k, 3, dtype=np.int64))
         self.observation_space = spaces.Box(0.0, 1.0, shape=(self.config.obs_size,), dtype=np.float32)
         self.state = SimState.allocate(1, self.config)
         self._obs = np.zeros((1, self.config.obs_size), np.float32)
-        self._key: np.uint32 | None = None
+        self._key: np.uint64 | None = None
         self._episode = 0
         self._done = True
         self._rows = np.zeros(1, np.intp)
@@ -196,7 +284,7 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
         if seed is not None:
             self._key, self._episode = rng.key_from_seed(seed), 0
         elif self._key is None:
-            self._key, self._episode = np.uint32(self.np_random.integers(0, 2**32, dtype=np.uint64)), 0
+            self._key, self._episode = np.uint64(self.np_random.integers(0, 2**64, dtype=np.uint64)), 0
         else:
             self._episode += 1
         self.state.key[0] = self._key
@@ -204,7 +292,9 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
         self.sim.reset_users(self.state, self._rows)
         self.sim.observe(self.state, self._obs)
         self._done = False
-        return self._obs[0].copy(), self._hidden_info()
+        info: dict[str, Any] = {"visit": 0}
+        self._add_hidden(info)
+        return self._obs[0].copy(), info
 
     def step(
         self, action: NDArray[np.int64]
@@ -215,21 +305,16 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
         act = check_action(action, (self.config.num_slots,))
         res = self.sim.step(self.state, act[None, :], obs=self._obs)
         terminated = bool(res.churned[0])
-        self._done = terminated
-        info = self._hidden_info()
-        info.update(
-            clicks=int(res.clicks[0]),
-            purchases=int(res.purchases[0]),
-            slots_used=int(res.slots_used[0]),
-            click_reward=float(res.click_reward[0]),
-            purchase_reward=float(res.purchase_reward[0]),
-            slot_cost=float(res.slot_cost[0]),
-            gap_h=float(res.gap_h[0]),
-            organic_events=int(res.organic_events[0]),
-            organic_purchases=int(res.organic_purchases[0]),
-        )
-        return self._obs[0].copy(), float(res.reward[0]), terminated, False, info
+        truncated = int(self.state.visit[0]) >= self.config.horizon  # as TimeLimit: also when terminated
+        self._done = terminated or truncated
+        info: dict[str, Any] = {
+            key: (int(v[0]) if key in _INT_INFO else float(v[0]))
+            for key, v in step_info(res, self.state.visit).items()
+        }
+        self._add_hidden(info)
+        return self._obs[0].copy(), float(res.reward[0]), terminated, truncated, info
 
-    def _hidden_info(self) -> dict[str, Any]:
-        interest, appeal = self.sim.hidden(self.state)
-        return {"visit": int(self.state.visit[0]), "true_interest": interest[0], "true_appeal": appeal[0]}
+    def _add_hidden(self, info: dict[str, Any]) -> None:
+        if self.hidden_info:
+            interest, appeal = self.sim.hidden(self.state)
+            info["true_interest"], info["true_appeal"] = interest[0], appeal[0]

@@ -69,8 +69,8 @@ from decay_model.task import HOUR, EvalTask, TaskConfig
 from envs import rng
 from envs.config import SimConfig
 from envs.dynamics import SimState, Simulator
-from envs.kernels import BUYS, CLICKS, EXPO
-from envs.population import Population
+from envs.population import Population, population_stream
+from envs.state_layout import BUYS, CLICKS, EXPO
 
 __all__ = [
     "CURVE_HOURS",
@@ -280,12 +280,11 @@ class _Cohort(Population):
     key0: int = 0
 
     def draw(
-        self, config: SimConfig, key: NDArray[np.uint32], episode: NDArray[np.uint32]
+        self, config: SimConfig, key: NDArray[np.uint64], episode: NDArray[np.uint64]
     ) -> dict[str, NDArray[Any]]:
         """Real user ``key - key0`` for every key (episodes do not matter: nobody is reset)."""
-        pick = (np.asarray(key, np.uint32) - np.uint32(self.key0)).astype(np.int64)
-        base = rng.stream(key, episode, np.zeros(len(key), np.uint32), rng.DRAW_POPULATION)
-        return self.pick_real(config, pick, base)
+        pick = (np.asarray(key, np.uint64) - np.uint64(self.key0)).astype(np.int64)
+        return self.pick_real(config, pick, population_stream(key, episode))
 
 
 def fit_decay(log: BehaviourLog, task_config: TaskConfig | None = None, fit_config: Any = None) -> Any:
@@ -344,7 +343,7 @@ def simulate_cohort(
     population = _Cohort(**base.__dict__, key0=key0)
     sim = Simulator(config, population)
     state = SimState.allocate(n, config)
-    state.key[:] = (np.uint32(key0) + np.arange(n, dtype=np.uint32)).astype(np.uint32)
+    state.key[:] = np.uint64(key0) + np.arange(n, dtype=np.uint64)
     sim.reset_users(state, np.arange(n))
     gen = np.random.default_rng(seed)
     # first visit: one return gap after the user's last real event, conditioned to end after

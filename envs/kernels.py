@@ -5,10 +5,14 @@ words). Each kernel is a ``prange`` loop over users whose body touches only that
 rows, so a user's numbers never depend on the batch; the same source is compiled twice,
 serial (small batches, where waking threads costs more than it saves) and parallel.
 
-Random draws are counter-based: word j of a visit is ``mix(stream + salt(purpose, j))``
-(``envs.rng``), computed only when the dynamics need it. Arithmetic is float64 in
-registers and float32 in the state arrays; no fast-math, so results are exact IEEE and
-the same on every run and batch size.
+Random draws are counter-based and 64-bit: word j of a stream is ``mix(base + (j + 1)·φ)``
+(``envs.rng``, bit for bit), computed only when the dynamics need it. A candidate's draws are
+keyed by its id, a fresh candidate's by its arrival order, never by the slot it sits in.
+Arithmetic is float64 in registers and float32 in the state arrays; no fast-math, so results
+are exact IEEE and the same on every run and batch size.
+
+The observation layout comes from ``envs.layout``; Numba freezes those module constants into
+its on-disk cache of this file, so a change there needs a change here (or a cleared cache).
 """
 
 from __future__ import annotations
@@ -21,124 +25,128 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from envs import rng
+from envs import layout, rng
 from envs.config import MAX_EXPLORE
-
-# per-slot float fields of ``SimState.slots`` (S, N, K); see envs.dynamics.SLOT_FIELDS
-APPEAL, BUYP, VALUE, ARRIVED, EXPO, CLICKS, BUYS, SINCE, EXPECTED, FATIGUE, SAT = range(11)
-NUM_SLOT_FIELDS = 11
-FRESH_FIELDS = EXPO  # fields set when a candidate arrives; the rest are counters
-
-# observation squashing: hours h -> h / (h + HOURS_SCALE), counts c -> c / (c + COUNT_SCALE),
-# item age a -> a / (a + AGE_SCALE), value v -> v / (v + VALUE_SCALE)
-HOURS_SCALE, COUNT_SCALE, AGE_SCALE, VALUE_SCALE = 24.0, 5.0, 720.0, 1.0
-
-# per-user outputs of a visit, columns of ``out`` (N, NUM_OUT)
-(
-    OUT_REWARD,
+from envs.state_layout import (  # the packed state's layout, shared with envs.dynamics
+    ANNOYANCE,
+    APPEAL,
+    ARRIVED,
+    BUDGET,
+    BUY,
+    BUYP,
+    BUYS,
+    CAND_BUY,
+    CAND_CLICK,
+    CAND_REDUCE,
+    CLICK,
+    CLICKS,
+    CLOCK,
+    EPISODE,
+    ESTIMATE,
+    EVENTS_EXTRA,
+    EXPECTED,
+    EXPO,
+    FATIGUE,
+    FLOOR,
+    FRESH_FIELDS,
+    GAP_MU,
+    INTEREST,
+    KEY,
+    LAM,
+    LAST_ENGAGED,
+    LAST_GAP,
+    NEXT_ID,
+    NUM_SLOT_FIELDS,
     OUT_CLICK_REWARD,
-    OUT_PURCHASE_REWARD,
-    OUT_SLOT_COST,
     OUT_CLICKS,
-    OUT_PURCHASES,
-    OUT_SLOTS_USED,
     OUT_GAP_H,
     OUT_ORGANIC_EVENTS,
     OUT_ORGANIC_PURCHASES,
-) = range(10)
-NUM_OUT = 10
-
-# word layout of a visit: [0, K) click (top 24 bits) and reduce coin (low 8 bits) per slot,
-# [K, 2K) purchase per slot, 2K churn, 2K + 1 return gap, then browsing: engage, count, buy per
-# tracked category (3W), then per exploration try: active, events, buy, category (4 x MAX_EXPLORE)
-WORD_CHURN, WORD_GAP = 0, 1
-USER_WORDS = 2
-
-PARAM_FIELDS = (
-    "num_slots",
-    "exposure_slots",
-    "fresh_per_visit",
-    "items_per_category",
-    "reduce_threshold",
-    "click_value",
-    "purchase_value_scale",
-    "slot_cost",
-    "click_lift",
-    "purchase_satiation",
-    "fatigue_per_exposure",
-    "annoyance_per_exposure",
-    "satisfaction_per_click",
-    "satisfaction_per_purchase",
-    "churn_logit",
-    "churn_annoyance",
-    "churn_satisfaction",
-    "return_satisfaction",
-    "return_gap_min_fraction",
-    "session_gap_h",
-    "explore_chance",
-    "log1m_organic_buy",
-    "engagement_scale",
-    "engagement_gap_power",
-    "engagement_lift",
-    "estimate_prior_clicks",
-    "mean_click_mult",
-    "appeal_power",
-    "fatigue_rate",
-    "satiation_rate",
-    "mood_rate",
-    "horizon",
-    "engagement_budget",
-)
-(
-    P_NUM_SLOTS,
-    P_EXPOSURE_SLOTS,
-    P_FRESH_PER_VISIT,
-    P_ITEMS_PER_CATEGORY,
-    P_REDUCE_THRESHOLD,
-    P_CLICK_VALUE,
-    P_PURCHASE_VALUE_SCALE,
-    P_SLOT_COST,
-    P_CLICK_LIFT,
-    P_PURCHASE_SATIATION,
-    P_FATIGUE_PER_EXPOSURE,
+    OUT_PURCHASE_REWARD,
+    OUT_PURCHASES,
+    OUT_REWARD,
+    OUT_SLOT_COST,
+    OUT_SLOTS_USED,
     P_ANNOYANCE_PER_EXPOSURE,
-    P_SATISFACTION_PER_CLICK,
-    P_SATISFACTION_PER_PURCHASE,
-    P_CHURN_LOGIT,
+    P_APPEAL_POWER,
     P_CHURN_ANNOYANCE,
+    P_CHURN_LOGIT,
     P_CHURN_SATISFACTION,
-    P_RETURN_SATISFACTION,
-    P_RETURN_GAP_MIN_FRACTION,
-    P_SESSION_GAP_H,
-    P_EXPLORE_CHANCE,
-    P_LOG1M_ORGANIC_BUY,
-    P_ENGAGEMENT_SCALE,
+    P_CLICK_LIFT,
+    P_CLICK_VALUE,
+    P_ENGAGEMENT_BUDGET,
     P_ENGAGEMENT_GAP_POWER,
     P_ENGAGEMENT_LIFT,
+    P_ENGAGEMENT_SCALE,
     P_ESTIMATE_PRIOR_CLICKS,
-    P_MEAN_CLICK_MULT,
-    P_APPEAL_POWER,
+    P_EXPLORE_CHANCE,
+    P_EXPOSURE_SLOTS,
+    P_FATIGUE_PER_EXPOSURE,
     P_FATIGUE_RATE,
-    P_SATIATION_RATE,
-    P_MOOD_RATE,
+    P_FRESH_PER_VISIT,
     P_HORIZON,
-    P_ENGAGEMENT_BUDGET,
-) = range(33)
-assert len(PARAM_FIELDS) == P_ENGAGEMENT_BUDGET + 1
-"""The scalars the kernels read, as one float64 vector ``par`` (``par[P_CLICK_LIFT]`` in a kernel)."""
+    P_ITEMS_PER_CATEGORY,
+    P_LOG1M_ORGANIC_BUY,
+    P_MEAN_CLICK_MULT,
+    P_MOOD_RATE,
+    P_PURCHASE_SATIATION,
+    P_PURCHASE_VALUE_SCALE,
+    P_REDUCE_DISPLAY_PROB,
+    P_RETURN_GAP_MIN_FRACTION,
+    P_RETURN_SATISFACTION,
+    P_SATIATION_RATE,
+    P_SATISFACTION_PER_CLICK,
+    P_SATISFACTION_PER_PURCHASE,
+    P_SESSION_GAP_H,
+    P_SLOT_COST,
+    RECENT,
+    SAT,
+    SATISFACTION,
+    SINCE,
+    USER_WORDS,
+    VALUE,
+    VIEW,
+    VISIT,
+    WORD_CHURN,
+    WORD_GAP,
+)
 
-_M32 = np.uint64(0xFFFFFFFF)
-_M1 = np.uint64(int(rng._M1))
-_M2 = np.uint64(int(rng._M2))
-_GOLDEN = np.uint64(int(rng.GOLDEN))
-_VISIT_MULT = np.uint64(0x85EBCA6B)
-_S9, _S15, _S16, _S8 = np.uint64(9), np.uint64(15), np.uint64(16), np.uint64(8)
-_LOW8 = np.uint64(255)
+# observation blocks and scales (envs.layout), as plain constants for the compiled code
+B_PRED, B_HOURS, B_EXPO, B_CLICKS, B_BUYS, B_SINCE, B_EMPTY, B_AGE, B_VALUE = (
+    layout.PREDICTED_INTEREST_BLOCK,
+    layout.HOURS_SINCE_ENGAGEMENT_BLOCK,
+    layout.EXPOSURES_BLOCK,
+    layout.CLICKS_BLOCK,
+    layout.PURCHASES_BLOCK,
+    layout.UNANSWERED_BLOCK,
+    layout.EMPTY_BLOCK,
+    layout.AGE_BLOCK,
+    layout.VALUE_BLOCK,
+)
+U_VISIT, U_UNANSWERED, U_EMPTY = (
+    layout.VISIT_FEATURE,
+    layout.UNANSWERED_USER_FEATURE,
+    layout.EMPTY_SHARE_FEATURE,
+)
+NUM_ITEM_FEATURES = layout.NUM_ITEM_FEATURES
+HOURS_SCALE, COUNT_SCALE, AGE_SCALE, VALUE_SCALE = (
+    layout.HOURS_SCALE,
+    layout.COUNT_SCALE,
+    layout.AGE_SCALE,
+    layout.VALUE_SCALE,
+)
+# the slot fields observed as counts, and their blocks
+COUNTED = ((EXPO, B_EXPO), (CLICKS, B_CLICKS), (BUYS, B_BUYS), (SINCE, B_SINCE))
+
+_M1, _M2, _GOLDEN = rng.M1, rng.M2, rng.GOLDEN
+_ONE = np.uint64(1)
+_S11, _S27, _S30, _S31 = np.uint64(11), np.uint64(27), np.uint64(30), np.uint64(31)
+_EPISODE_SHIFT, _VISIT_SHIFT = rng.EPISODE_SHIFT, rng.VISIT_SHIFT
 _VISIT = np.uint64(rng.DRAW_VISIT)
-_FRESH = np.uint64(rng.DRAW_FRESH)
-_2_24 = 2.0**24
-_2_M24 = 2.0**-24
-_2_M23 = 2.0**-23
+_CANDIDATE = np.uint64(rng.DRAW_CANDIDATE)
+_REFILL = np.uint64(rng.DRAW_REFILL)
+_START = np.uint64(rng.DRAW_START)
+_TO_UNIT = rng.TO_UNIT
 _ALMOST_1 = 1.0 - 1e-6
 _BOUND_SLACK = 1.0 + 1e-9  # keeps a bound on a probability safely above its rounded value
 
@@ -146,42 +154,34 @@ _BOUND_SLACK = 1.0 + 1e-9  # keeps a bound on a probability safely above its rou
 # -- counter-based random words (bit-identical to envs.rng) -------------------------------------
 @njit(cache=True)
 def _mix(x: np.uint64) -> np.uint64:
-    x ^= x >> _S16
-    x = (x * _M1) & _M32
-    x ^= x >> _S15
-    x = (x * _M2) & _M32
-    x ^= x >> _S16
+    x ^= x >> _S30
+    x *= _M1
+    x ^= x >> _S27
+    x *= _M2
+    x ^= x >> _S31
     return x
 
 
 @njit(cache=True)
-def _stream(key: np.uint32, episode: np.uint32, visit: np.uint32, purpose: np.uint64) -> np.uint64:
-    x = (np.uint64(episode) * _GOLDEN) & _M32
-    x = (x + np.uint64(visit) * _VISIT_MULT + purpose) & _M32
-    x ^= np.uint64(key)
-    return _mix(x)
+def _stream(key: np.uint64, episode: np.uint64, visit: np.uint64, purpose: np.uint64) -> np.uint64:
+    counter = (np.uint64(episode) << _EPISODE_SHIFT) | (np.uint64(visit) << _VISIT_SHIFT) | purpose
+    return _mix(_mix(counter) ^ np.uint64(key))
 
 
 @njit(cache=True)
-def _word(base: np.uint64, purpose: np.uint64, index: int) -> np.uint64:
-    salt = ((np.uint64(index) + (purpose << _S16) + np.uint64(1)) * _GOLDEN) & _M32
-    return _mix((base + salt) & _M32)
+def _word(base: np.uint64, index: int) -> np.uint64:
+    return _mix(np.uint64(base) + (np.uint64(index) + _ONE) * _GOLDEN)
 
 
 @njit(cache=True)
 def _unit(word: np.uint64) -> float:
-    """A word to a uniform strictly inside (0, 1) (top 23 bits), as ``rng.to_unit``."""
-    return (float(word >> _S9) + 0.5) * _2_M23
+    """A word to a uniform strictly inside (0, 1) (top 53 bits), as ``rng.to_unit``."""
+    return (float(np.uint64(word) >> _S11) + 0.5) * _TO_UNIT
 
 
-# behaviour codes of the canonical log schema (decay_model.logs.BEHAVIORS)
-VIEW, CLICK, BUY = 0, 1, 4
-
-# -- state layout (see envs.dynamics.SimState) ----------------------------------------------------
-KEY, EPISODE, VISIT = range(3)  # rows of the uint32 counters (3, N)
-# rows of user (8, N)
-CLOCK, ANNOYANCE, SATISFACTION, RECENT, GAP_MU, EVENTS_EXTRA, LAST_GAP, BUDGET = range(8)
-LAM, FLOOR, INTEREST, ESTIMATE, LAST_ENGAGED = range(5)  # rows of the per-category floats (5, N, W + 1)
+@njit(cache=True)
+def _uniform(base: np.uint64, index: int) -> float:
+    return _unit(_word(base, index))
 
 
 # -- pieces of a visit ----------------------------------------------------------------------------
@@ -199,14 +199,18 @@ def _search(cdf, x):
 
 
 @njit(cache=True, inline="always")
-def _fill_slot(i, k, base, par, item_table, user, cat, cats, present, flat_uc, item, slots):
-    """A fresh, cold candidate in slot k of user i: category ∝ the system's estimate, item uniform in it."""
+def _fill_slot(i, k, base, j, par, item_table, counters, user, cat, cats, present, flat_uc, item, uid, slots):
+    """The j-th fresh, cold candidate of stream ``base`` into slot k of user i.
+
+    Its category is drawn in proportion to the system's estimate, its item uniformly in it,
+    from words 3j, 3j + 1, 3j + 2 (the arrival order, not the slot); it gets the user's next id.
+    """
     width = cats.shape[2]
     w = width - 1
     per_cat = int(par[P_ITEMS_PER_CATEGORY])
-    u0 = _unit(_word(base, _FRESH, 3 * k))
-    u1 = _unit(_word(base, _FRESH, 3 * k + 1))
-    u2 = _unit(_word(base, _FRESH, 3 * k + 2))
+    u0 = _uniform(base, 3 * j)
+    u1 = _uniform(base, 3 * j + 1)
+    u2 = _uniform(base, 3 * j + 2)
     total = np.float32(0.0)
     for c in range(w):
         total += cats[ESTIMATE, i, c]
@@ -228,6 +232,8 @@ def _fill_slot(i, k, base, par, item_table, user, cat, cats, present, flat_uc, i
     present[i, k] = True
     flat_uc[i, k] = i * width + col
     item[i, k] = it
+    uid[i, k] = counters[NEXT_ID, i]
+    counters[NEXT_ID, i] += _ONE
 
 
 @njit(cache=True, inline="always")
@@ -258,8 +264,8 @@ def _fade(i, hours, cats):
 @njit(cache=True, inline="always")
 def _events(base, index_count, index_buy, log_more, log1m_buy):
     """1 + Geometric events (P(more) = e^{log_more}) and whether at least one was a purchase."""
-    count = math.floor(math.log(_unit(_word(base, _VISIT, index_count))) / log_more) + 1.0
-    buy = 1.0 if _unit(_word(base, _VISIT, index_buy)) < -math.expm1(count * log1m_buy) else 0.0
+    count = math.floor(math.log(_uniform(base, index_count)) / log_more) + 1.0
+    buy = 1.0 if _uniform(base, index_buy) < -math.expm1(count * log1m_buy) else 0.0
     return count, buy
 
 
@@ -268,7 +274,7 @@ def _browse(
     i, base, par, share_cdf, cat_lam, cat_floor, user, cat, cats, present, flat_uc, ev, eb, xc, xe, xb, hist
 ):
     """Step 1: the user's own browsing (tracked categories, then new ones); returns (events, buys)."""
-    b0 = 2 * int(par[P_NUM_SLOTS]) + USER_WORDS  # first browsing word
+    b0 = USER_WORDS  # first browsing word
     width = cats.shape[2]
     w = width - 1
     e = MAX_EXPLORE
@@ -283,26 +289,26 @@ def _browse(
         scale = budget / total if total > 0.0 else 0.0
         for c in range(w):
             x = min(cats[INTEREST, i, c], _ALMOST_1)
-            u = _unit(_word(base, _VISIT, b0 + c))
+            u = _uniform(base, b0 + c)
             # the same bound as below: the power again only where the decision could go either way
             if u < expo * x / (1.0 - x) * _BOUND_SLACK * scale and u < (1.0 - (1.0 - x) ** expo) * scale:
                 engaged |= 1 << c
     else:
         for c in range(w):
             x = min(cats[INTEREST, i, c], _ALMOST_1)
-            u = _unit(_word(base, _VISIT, b0 + c))
+            u = _uniform(base, b0 + c)
             # q <= expo·I/(1 - I) (as 1 - e^{-y} <= y and -log(1 - I) <= I/(1 - I)): the power only if needed
             if u < expo * x / (1.0 - x) * _BOUND_SLACK and u < 1.0 - (1.0 - x) ** expo:
                 engaged |= 1 << c
     active = 0
     for t in range(e):
-        if _unit(_word(base, _VISIT, b0 + 3 * w + t)) < par[P_EXPLORE_CHANCE]:
+        if _uniform(base, b0 + 3 * w + t) < par[P_EXPLORE_CHANCE]:
             active |= 1 << t
     if engaged == 0 and active == 0:  # a visit is a visit because something was browsed: the nearest miss
         best, best_ratio = 0, -1.0
         for c in range(w):
             q = 1.0 - (1.0 - min(cats[INTEREST, i, c], _ALMOST_1)) ** expo
-            ratio = q / _unit(_word(base, _VISIT, b0 + c))
+            ratio = q / _uniform(base, b0 + c)
             if ratio > best_ratio:
                 best, best_ratio = c, ratio
         engaged = 1 << best
@@ -340,7 +346,7 @@ def _browse(
         if col < 0:  # every tracked category is engaged or replaced already
             continue
         taken |= 1 << col
-        u_cat = np.float32(_unit(_word(base, _VISIT, b0 + 3 * w + 3 * e + t)))
+        u_cat = np.float32(_uniform(base, b0 + 3 * w + 3 * e + t))
         new = min(_search(share_cdf, u_cat), len(share_cdf) - 1)
         count, buy = _events(
             base, b0 + 3 * w + e + t, b0 + 3 * w + 2 * e + t, log_more, par[P_LOG1M_ORGANIC_BUY]
@@ -368,6 +374,62 @@ def _browse(
 
 
 @njit(cache=True, inline="always")
+def _estimate(i, k, par, cats, flat_uc, slots):
+    """The system's estimate of candidate k (observation block 0 before its cap at 1).
+
+    The category's estimate × the item's Gamma-Poisson click-through (α + clicks) / (α + expected)
+    × (1 - satiation).
+    """
+    col = flat_uc[i, k] - i * cats.shape[2]
+    alpha = par[P_ESTIMATE_PRIOR_CLICKS]
+    ctr = (slots[CLICKS, i, k] + alpha) / (slots[EXPECTED, i, k] + alpha)
+    return cats[ESTIMATE, i, col] * ctr * (1.0 - slots[SAT, i, k])
+
+
+@njit(cache=True, inline="always")
+def _page(i, action, base_c, par, bias_table, cats, present, flat_uc, uid, slots, bias, score, group):
+    """Step 3: the page. Writes each slot's position bias into ``bias[i]`` (0: not displayed).
+
+    The policy decides exposure (group 0: show, group 1: reduce and won its draw); the platform
+    orders each group by its estimate (ties: the older candidate first), shown before reduced,
+    and cuts at M positions. Returns how many items are displayed.
+    """
+    k_slots = present.shape[1]
+    m = int(par[P_EXPOSURE_SLOTS])
+    n_show = 0
+    for k in range(k_slots):
+        group[i, k] = -1
+        bias[i, k] = 0.0
+        if not present[i, k]:
+            continue
+        a = action[i, k]
+        if a == 0:
+            group[i, k] = 0
+            n_show += 1
+        elif a == 1 and _uniform(base_c, 3 * uid[i, k] + CAND_REDUCE) < par[P_REDUCE_DISPLAY_PROB]:
+            group[i, k] = 1
+        else:
+            continue
+        score[i, k] = _estimate(i, k, par, cats, flat_uc, slots)
+    n_shown = 0
+    for k in range(k_slots):
+        g = group[i, k]
+        if g < 0:
+            continue
+        rank = 0
+        for k2 in range(k_slots):
+            if group[i, k2] == g and (
+                score[i, k2] > score[i, k] or (score[i, k2] == score[i, k] and uid[i, k2] < uid[i, k])
+            ):
+                rank += 1
+        pos = rank + 1 + (n_show if g == 1 else 0)
+        if pos <= m:
+            bias[i, k] = bias_table[pos]  # 1 / log2(1 + position)
+            n_shown += 1
+    return n_shown
+
+
+@njit(cache=True, inline="always")
 def _visit(
     i,
     action,
@@ -381,8 +443,9 @@ def _visit(
     present,
     flat_uc,
     item,
+    uid,
     slots,
-    bias,
+    work,
     out,
     browsing,
     hist,
@@ -393,13 +456,15 @@ def _visit(
     Then the user's observation goes into ``obs[i]``, unless ``obs`` has no rows.
     """
     item_table, bias_table, crowd_table, share_cdf, cat_lam, cat_floor, gap_quantiles = tables
+    bias, score, group = work
     ev, eb, xc, xe, xb = browsing
     k_slots = present.shape[1]
-    m = int(par[P_EXPOSURE_SLOTS])
+    per_cat = int(par[P_ITEMS_PER_CATEGORY])
     width = cats.shape[2]
     w = width - 1
-    visit = counters[VISIT, i]
-    base = _stream(counters[KEY, i], counters[EPISODE, i], visit, _VISIT)
+    key, episode, visit = counters[KEY, i], counters[EPISODE, i], counters[VISIT, i]
+    base = _stream(key, episode, visit, _VISIT)
+    base_c = _stream(key, episode, visit, _CANDIDATE)
     clock = user[CLOCK, i]
 
     # 1. browsing
@@ -423,61 +488,42 @@ def _visit(
         hist,
     )
 
-    # 2. retire (the slot empties for good), counting the candidates marked show
-    n_show = 0
+    # 2. retire (the slot empties for good)
     for k in range(k_slots):
-        if present[i, k]:
-            a = action[i, k]
-            if a == 2:
-                present[i, k] = False
-                for f in range(FRESH_FIELDS, NUM_SLOT_FIELDS):
-                    slots[f, i, k] = 0.0
-            elif a == 0:
-                n_show += 1
+        if present[i, k] and action[i, k] == 2:
+            present[i, k] = False
+            for f in range(FRESH_FIELDS, NUM_SLOT_FIELDS):
+                slots[f, i, k] = 0.0
 
-    # 3. exposure: positions 1.. for show in slot order, then reduce items that won their coin
-    pos_show, pos_red, n_shown = 0, n_show, 0
-    for k in range(k_slots):
-        pos = 0
-        if present[i, k]:
-            a = action[i, k]
-            if a == 0:
-                pos_show += 1
-                pos = pos_show
-            elif a == 1 and (_word(base, _VISIT, k) & _LOW8) < par[P_REDUCE_THRESHOLD]:
-                pos_red += 1
-                pos = pos_red
-        if 0 < pos <= m:
-            bias[i, k] = bias_table[pos]  # 2^24 / log2(1 + position)
-            n_shown += 1
-        else:
-            bias[i, k] = 0.0
+    # 3. exposure: the page, ranked by the system's estimate
+    n_shown = _page(
+        i, action, base_c, par, bias_table, cats, present, flat_uc, uid, slots, bias, score, group
+    )
 
     # 4. response, decided for the whole page before any interest moves; 6. the slot's counters
     n_click, n_buy, value = 0, 0, 0.0
     for k in range(k_slots):
         if bias[i, k] == 0.0:
             continue
-        uc = flat_uc[i, k]
-        same = 0
+        item_cat = item[i, k] // per_cat
+        same = 0  # displayed items of the item's true category (a clicked one is marked negative)
         for k2 in range(k_slots):
-            if bias[i, k2] != 0.0 and flat_uc[i, k2] == uc:  # (a clicked one is marked negative)
+            if bias[i, k2] != 0.0 and item[i, k2] // per_cat == item_cat:
                 same += 1
-        col = uc - i * width
+        col = flat_uc[i, k] - i * width
         avail = 1.0 - slots[SAT, i, k]
-        prob = crowd_table[same] * cats[INTEREST, i, col] * slots[APPEAL, i, k] * bias[i, k]
-        prob *= math.exp(-slots[FATIGUE, i, k]) * avail
-        # what the system expected of this exposure at click multiplier 1 (2^-24 undoes the bias scale)
-        slots[EXPECTED, i, k] += cats[ESTIMATE, i, col] * bias[i, k] * avail * _2_M24 * par[P_MEAN_CLICK_MULT]
+        rate = crowd_table[same] * cats[INTEREST, i, col] * slots[APPEAL, i, k] * bias[i, k]
+        rate *= math.exp(-slots[FATIGUE, i, k]) * avail
+        # what the system expected of this exposure at click multiplier 1
+        slots[EXPECTED, i, k] += cats[ESTIMATE, i, col] * bias[i, k] * avail * par[P_MEAN_CLICK_MULT]
         slots[EXPO, i, k] += 1.0
-        if float(_word(base, _VISIT, k) >> _S8) < prob:
+        if _uniform(base_c, 3 * uid[i, k] + CAND_CLICK) < -math.expm1(-rate):  # P(click) = 1 - e^{-rate}
             n_click += 1
-            item_cat = item[i, k] // int(par[P_ITEMS_PER_CATEGORY])
             _record(i, hist, item_cat, CLICK, 1, clock)
             bias[i, k] = -bias[i, k]  # marks the click for the lift below
             slots[CLICKS, i, k] += 1.0
             slots[SINCE, i, k] = 0.0
-            if float(_word(base, _VISIT, k_slots + k) >> _S8) < slots[BUYP, i, k] * avail * _2_24:
+            if _uniform(base_c, 3 * uid[i, k] + CAND_BUY) < slots[BUYP, i, k] * avail:
                 n_buy += 1
                 value += slots[VALUE, i, k]
                 slots[BUYS, i, k] += 1.0
@@ -507,12 +553,12 @@ def _visit(
     # 7. churn: σ(churn_logit + churn_annoyance·annoyance - churn_satisfaction·satisfaction)
     logit = par[P_CHURN_LOGIT] + par[P_CHURN_ANNOYANCE] * annoyance - par[P_CHURN_SATISFACTION] * satisfaction
     logit = min(max(logit, -60.0), 60.0)
-    churned = _unit(_word(base, _VISIT, 2 * k_slots + WORD_CHURN)) * (1.0 + math.exp(-logit)) < 1.0
+    churned = _uniform(base, WORD_CHURN) * (1.0 + math.exp(-logit)) < 1.0
     if churned:
         alive[i] = False
 
     # 8. the gap to the next visit (the user's μ plus an empirical residual quantile), and time passes
-    x = _unit(_word(base, _VISIT, 2 * k_slots + WORD_GAP)) * (len(gap_quantiles) - 1)
+    x = _uniform(base, WORD_GAP) * (len(gap_quantiles) - 1)
     j = min(int(x), len(gap_quantiles) - 2)
     resid = gap_quantiles[j] + (gap_quantiles[j + 1] - gap_quantiles[j]) * (x - j)
     f = par[P_RETURN_GAP_MIN_FRACTION]
@@ -533,13 +579,17 @@ def _visit(
     user[SATISFACTION, i] = satisfaction * mood
 
     # 9. retrieval for the next visit: at most R fresh candidates into the lowest empty slots
-    counters[VISIT, i] = visit + np.uint32(1)
+    counters[VISIT, i] = visit + _ONE
+    base_r = _stream(key, episode, visit, _REFILL)
     filled = 0
     for k in range(k_slots):
         if filled == int(par[P_FRESH_PER_VISIT]):
             break
         if not present[i, k]:
-            _fill_slot(i, k, base, par, item_table, user, cat, cats, present, flat_uc, item, slots)
+            _fill_slot(
+                i, k, base_r, filled, par, item_table, counters, user, cat, cats, present, flat_uc, item,
+                uid, slots,
+            )  # fmt: skip
             filled += 1
 
     # 5. reward, every term reported
@@ -563,41 +613,41 @@ def _visit(
 
 @njit(cache=True, inline="always")
 def _observe(i, o, par, counters, user, cats, present, flat_uc, slots):
-    """Observation row of user i into ``o`` (feature-major blocks; see envs.dynamics.ITEM_FEATURES)."""
+    """Observation row of user i into ``o`` (feature-major blocks; see ``envs.layout``)."""
     k_slots = present.shape[1]
     width = cats.shape[2]
-    alpha = par[P_ESTIMATE_PRIOR_CLICKS]
     clock = user[CLOCK, i]
     n_present = 0
     for k in range(k_slots):
-        on = present[i, k]
-        col = flat_uc[i, k] - i * width
-        if on:
+        if present[i, k]:
             n_present += 1
-            est = cats[ESTIMATE, i, col] * (slots[CLICKS, i, k] + alpha) / (slots[EXPECTED, i, k] + alpha)
-            o[k] = min(est * (1.0 - slots[SAT, i, k]), 1.0)
+            col = flat_uc[i, k] - i * width
+            o[B_PRED * k_slots + k] = min(_estimate(i, k, par, cats, flat_uc, slots), 1.0)
             since = clock - cats[LAST_ENGAGED, i, col]
-            o[k_slots + k] = since / (since + HOURS_SCALE)
+            o[B_HOURS * k_slots + k] = since / (since + HOURS_SCALE)
             age = clock - slots[ARRIVED, i, k]
-            o[7 * k_slots + k] = age / (age + AGE_SCALE)
+            o[B_AGE * k_slots + k] = age / (age + AGE_SCALE)
             value = slots[VALUE, i, k]
-            o[8 * k_slots + k] = value / (value + VALUE_SCALE)
-            o[6 * k_slots + k] = 0.0
+            o[B_VALUE * k_slots + k] = value / (value + VALUE_SCALE)
+            o[B_EMPTY * k_slots + k] = 0.0
         else:
-            o[k] = 0.0
-            o[k_slots + k] = 0.0
-            o[7 * k_slots + k] = 0.0
-            o[8 * k_slots + k] = 0.0
-            o[6 * k_slots + k] = 1.0
-        for j in range(4):  # exposures, clicks, purchases, exposures since the last click (0 when empty)
-            x = slots[EXPO + j, i, k]
-            o[(2 + j) * k_slots + k] = x / (x + COUNT_SCALE)
-    u0 = 9 * k_slots
+            o[B_PRED * k_slots + k] = 0.0
+            o[B_HOURS * k_slots + k] = 0.0
+            o[B_AGE * k_slots + k] = 0.0
+            o[B_VALUE * k_slots + k] = 0.0
+            o[B_EMPTY * k_slots + k] = 1.0
+        for (
+            field,
+            blk,
+        ) in COUNTED:  # exposures, clicks, purchases, exposures since the last click (0 when empty)
+            x = slots[field, i, k]
+            o[blk * k_slots + k] = x / (x + COUNT_SCALE)
+    u0 = NUM_ITEM_FEATURES * k_slots
     v = float(counters[VISIT, i])
-    o[u0] = v / (v + par[P_HORIZON])
+    o[u0 + U_VISIT] = v / (v + par[P_HORIZON])
     r = user[RECENT, i]
-    o[u0 + 1] = r / (r + par[P_EXPOSURE_SLOTS])
-    o[u0 + 2] = (k_slots - n_present) / k_slots
+    o[u0 + U_UNANSWERED] = r / (r + par[P_EXPOSURE_SLOTS])
+    o[u0 + U_EMPTY] = (k_slots - n_present) / k_slots
 
 
 # -- the kernels: loops over users ----------------------------------------------------------------
@@ -621,8 +671,9 @@ def _loops(parallel: bool) -> dict[str, Callable[..., Any]]:
         present,
         flat_uc,
         item,
+        uid,
         slots,
-        bias,
+        work,
         out,
         browsing,
         hist,
@@ -642,8 +693,9 @@ def _loops(parallel: bool) -> dict[str, Callable[..., Any]]:
                 present,
                 flat_uc,
                 item,
+                uid,
                 slots,
-                bias,
+                work,
                 out,
                 browsing,
                 hist,
@@ -654,9 +706,11 @@ def _loops(parallel: bool) -> dict[str, Callable[..., Any]]:
         for j in loop(len(rows)):
             _observe(rows[j], obs[rows[j]], par, counters, user, cats, present, flat_uc, slots)
 
-    def fill(rows, counters, par, item_table, user, cat, cats, present, flat_uc, item, slots):
+    def fill(rows, counters, par, item_table, user, cat, cats, present, flat_uc, item, uid, slots):
         for j in loop(len(rows)):
-            _fill_user(rows[j], counters, par, item_table, user, cat, cats, present, flat_uc, item, slots)
+            _fill_user(
+                rows[j], counters, par, item_table, user, cat, cats, present, flat_uc, item, uid, slots
+            )
 
     def fade(hours, cats):
         for i in loop(len(hours)):
@@ -671,11 +725,14 @@ def _loops(parallel: bool) -> dict[str, Callable[..., Any]]:
 
 
 @njit(cache=True, inline="always")
-def _fill_user(i, counters, par, item_table, user, cat, cats, present, flat_uc, item, slots):
-    """K fresh candidates for a user starting an episode."""
-    base = _stream(counters[KEY, i], counters[EPISODE, i], counters[VISIT, i], _FRESH)
+def _fill_user(i, counters, par, item_table, user, cat, cats, present, flat_uc, item, uid, slots):
+    """K fresh candidates (ids 0..K-1) for a user starting an episode."""
+    base = _stream(counters[KEY, i], counters[EPISODE, i], counters[VISIT, i], _START)
+    counters[NEXT_ID, i] = 0
     for k in range(present.shape[1]):
-        _fill_slot(i, k, base, par, item_table, user, cat, cats, present, flat_uc, item, slots)
+        _fill_slot(
+            i, k, base, k, par, item_table, counters, user, cat, cats, present, flat_uc, item, uid, slots
+        )
 
 
 PARALLEL_FROM = {"step": 64, "observe": 2048, "fill": 2048, "fade": 2048}

@@ -17,17 +17,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
+from decay_model.cards import PRETRAINED
 from decay_model.errors import ConfigError
-from decay_model.population import check_encoded
 from envs import rng
 from envs.config import SimConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The built-in default population: 12 categories whose half-lives span about 2 h to 1 day
 #: (λ log-spaced over 0.03-0.4 per hour, the range of decay_model.synthetic's default
@@ -131,7 +132,9 @@ class Population:
         return times, browsing depth and categories re-engaged per visit; users missing there
         (or all, without it) draw them from the config's population distribution.
         """
-        from decay_model.population import summarize_population
+        import pandas as pd  # only for bootstrapping real users: stepping needs none of it
+
+        from decay_model.population import check_encoded, summarize_population
 
         check_encoded(encoded)
         base = cls.from_summary(summarize_population(encoded, top=10**9), source=source)
@@ -190,7 +193,7 @@ class Population:
         return _artifact_population(str(config.artifact))
 
     def draw(
-        self, config: SimConfig, key: NDArray[np.uint32], episode: NDArray[np.uint32]
+        self, config: SimConfig, key: NDArray[np.uint64], episode: NDArray[np.uint64]
     ) -> dict[str, NDArray[Any]]:
         """Draw one user per (key, episode) pair; arrays of shape (n, max_user_categories) and (n,).
 
@@ -204,28 +207,23 @@ class Population:
         ``config.engagement_budget`` with ``config.engagement_budget_user_sd``).
         """
         n, width = len(key), config.max_user_categories
-        base = rng.stream(key, episode, np.zeros(n, np.uint32), rng.DRAW_POPULATION)[:, None]
-        p = rng.DRAW_POPULATION
+        base = population_stream(key, episode)
         if self.real is not None:
             num_real = len(self.real["cat"])
-            pick = np.minimum(
-                (rng.uniform(base[:, 0], rng.salt(p, 1)[0]) * num_real).astype(np.int64), num_real - 1
-            )
-            return self.pick_real(config, pick, base[:, 0])
-        gap_mu, extra, budget = self._activity(config, base[:, 0])
+            pick = np.minimum((rng.uniform(base, WORD_PICK) * num_real).astype(np.int64), num_real - 1)
+            return self.pick_real(config, pick, base)
+        gap_mu, extra, budget = self._activity(config, base)
         num_cat = self.num_categories
-        if num_cat >= 2**16:
-            raise ConfigError(f"population from {self.source}: {num_cat} categories, at most 65535 supported")
-        # every draw of a new user from one hash: C Gumbel keys, 3 x 2 x width normals
-        u = rng.uniform(base, _population_salts(num_cat, width)[None, :])
+        # every draw of a new user from one stream: C Gumbel keys, then 3 x 2 x width uniforms
+        u = rng.uniform(base[:, None], WORD_CATEGORIES + np.arange(num_cat + 6 * width)[None, :])
         gumbel = -np.log(-np.log(u[:, :num_cat]))  # categories without replacement, by share: Gumbel top-k
         scores = np.log(np.maximum(self.share, 1e-300))[None, :] + gumbel
         take = min(width, num_cat)
         cat = np.argsort(-scores, axis=1, kind="stable")[:, :take].astype(np.int32)
         if take < width:  # fewer categories than a user tracks: repeat them
             cat = np.resize(cat, (n, width)) if n else np.zeros((0, width), np.int32)
-        pairs = u[:, num_cat + 1 :].reshape(n, 2, 3, width)  # Box-Muller: (radius, angle) x 3 normals
-        z = np.sqrt(-2.0 * np.log(pairs[:, 0])) * np.cos(np.float32(2 * np.pi) * pairs[:, 1])
+        pairs = u[:, num_cat:].reshape(n, 2, 3, width)  # Box-Muller: (radius, angle) x 3 normals
+        z = np.sqrt(-2.0 * np.log(pairs[:, 0])) * np.cos(2.0 * np.pi * pairs[:, 1])
         z_lam, z_floor, z_int = z[:, 0], z[:, 1], z[:, 2]
         lam = np.exp(self.log_lam_mean[cat] + self.log_lam_sd[cat] * z_lam)
         floor = _sigmoid(self.logit_floor_mean[cat] + self.logit_floor_sd[cat] * z_floor)
@@ -244,25 +242,24 @@ class Population:
         }
 
     def _activity(
-        self, config: SimConfig, base: NDArray[np.uint32]
+        self, config: SimConfig, base: NDArray[np.uint64]
     ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
         """A new user's return-time mean μ_u, mean extra events per engaged category and budget r_u."""
-        p = rng.DRAW_POPULATION
-        z_gap = rng.normal(base, rng.salt(p, 3)[1], rng.salt(p, 3)[2])
-        z_events = rng.normal(base, rng.salt(p + 2, 2)[0], rng.salt(p + 2, 2)[1])
+        z_gap = rng.normal(base, WORD_GAP, WORD_GAP + 1)
+        z_events = rng.normal(base, WORD_EVENTS, WORD_EVENTS + 1)
         gap_mu = (config.gap_log_mean + config.gap_log_user_sd * z_gap).astype(np.float32)
         extra = np.exp(config.events_log_mean + config.events_log_user_sd * z_events).astype(np.float32)
         b, sd = config.engagement_budget, config.engagement_budget_user_sd
-        if b > 0 and sd > 0:  # log-normal with mean b and sd sd (its own draws: the others are unchanged)
+        if b > 0 and sd > 0:  # log-normal with mean b and sd sd
             sigma = np.sqrt(np.log1p((sd / b) ** 2))
-            z_budget = rng.normal(base, rng.salt(p + 3, 2)[0], rng.salt(p + 3, 2)[1])
+            z_budget = rng.normal(base, WORD_BUDGET, WORD_BUDGET + 1)
             budget = (b * np.exp(sigma * z_budget - sigma**2 / 2)).astype(np.float32)
         else:
             budget = np.full(len(base), b, np.float32)
         return gap_mu, extra, budget
 
     def pick_real(
-        self, config: SimConfig, pick: NDArray[np.int64], base: NDArray[np.uint32]
+        self, config: SimConfig, pick: NDArray[np.int64], base: NDArray[np.uint64]
     ) -> dict[str, NDArray[Any]]:
         """Real users ``pick``; activity the bootstrap lacks is drawn from the config (stream ``base``)."""
         assert self.real is not None
@@ -276,18 +273,18 @@ class Population:
         return out
 
 
-@lru_cache(maxsize=16)
-def _population_salts(num_categories: int, width: int) -> NDArray[np.uint32]:
-    salts = rng.salt(rng.DRAW_POPULATION + 1, num_categories + 1 + 6 * width)
-    return salts
+# words of a user's population stream (rng.DRAW_POPULATION at visit 0): which real user, the activity
+# normals (two words each), then the categories' Gumbel keys and the 6 x width uniforms of a new user
+WORD_PICK, WORD_GAP, WORD_EVENTS, WORD_BUDGET, WORD_CATEGORIES = 0, 1, 3, 5, 8
+
+
+def population_stream(key: NDArray[np.uint64], episode: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """The stream a user is drawn from at the start of an episode, shape (n,)."""
+    return rng.stream(key, episode, 0, rng.DRAW_POPULATION)
 
 
 def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
     return 1.0 / (1.0 + np.exp(-x))
-
-
-PRETRAINED = Path(__file__).resolve().parent.parent / "decay_model" / "pretrained" / "taobao_neural"
-"""The pretrained decay artifact shipped with the package (fitted on the Taobao log; see its card)."""
 
 
 @lru_cache(maxsize=1)
@@ -300,7 +297,7 @@ def _default_population() -> Population:
 
 @lru_cache(maxsize=8)
 def _artifact_population(path: str) -> Population:
-    from decay_model.artifact import load_population
+    from decay_model.cards import load_population
 
     return Population.from_summary(load_population(path), source=f"artifact {path}")
 

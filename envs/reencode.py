@@ -20,9 +20,16 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from decay_model.artifact import load_artifact
-from decay_model.errors import ConfigError
+from decay_model.errors import ConfigError, SimulationError
 from decay_model.logs import from_frame
-from envs import kernels
+from envs import state_layout
+
+#: What the model's numbers must be before they enter the state: (field, test, what was expected)
+CHECKS = (
+    ("interest", lambda x: (x >= 0.0) & (x <= 1.0), "a probability in [0, 1]"),
+    ("floor", lambda x: (x >= 0.0) & (x <= 1.0), "a probability in [0, 1]"),
+    ("lam", lambda x: x > 0.0, "a decay rate > 0 (1/hour)"),
+)
 
 #: The epoch second that stands for every user's "now" in the frame handed to the model
 #: (each user's own clock is shifted onto it; the decay model only reads time differences).
@@ -94,9 +101,33 @@ class ReEncoder:
         match = state.cat[user, :w] == cat_index[:, None]  # (pairs, W): the tracked column, if any
         hit = match.any(axis=1)
         user, col = user[hit], match[hit].argmax(axis=1)
-        interest = enc["interest"].to_numpy(np.float32)[hit]
-        state.cats[kernels.LAM, user, col] = np.clip(enc["lam"].to_numpy(np.float32)[hit], 1e-6, 1e3)
-        state.cats[kernels.FLOOR, user, col] = enc["floor"].to_numpy(np.float32)[hit]
-        state.cats[kernels.INTEREST, user, col] = interest
-        state.cats[kernels.ESTIMATE, user, col] = interest
+        values = {name: enc[name].to_numpy(np.float64)[hit] for name, _, _ in CHECKS}
+        self.check(state, user, enc["category_id"].to_numpy()[hit], values)
+        interest = values["interest"].astype(np.float32)
+        state.cats[state_layout.LAM, user, col] = np.clip(values["lam"], 1e-6, 1e3).astype(np.float32)
+        state.cats[state_layout.FLOOR, user, col] = values["floor"].astype(np.float32)
+        state.cats[state_layout.INTEREST, user, col] = interest
+        state.cats[state_layout.ESTIMATE, user, col] = interest
         return int(hit.sum())
+
+    @staticmethod
+    def check(
+        state: Any, user: NDArray[np.intp], category: NDArray[Any], values: dict[str, NDArray[Any]]
+    ) -> None:
+        """Raise ``SimulationError`` naming the first user and field whose re-encoded value is unusable.
+
+        Nothing is written before every value passed: a bad model output never reaches the state.
+        """
+        for name, test, expected in CHECKS:
+            x = values[name]
+            with np.errstate(invalid="ignore"):
+                bad = ~(np.isfinite(x) & test(x))
+            if bad.any():
+                j = int(np.flatnonzero(bad)[0])
+                u = int(user[j])
+                raise SimulationError(
+                    f"re-encoding user {u} of the batch (key {int(state.key[u])}, episode "
+                    f"{int(state.episode[u])}, visit {int(state.visit[u])}): the decay model gave "
+                    f"{name}={float(x[j])} for category {category[j]}, expected {expected} "
+                    f"({int(bad.sum())} such value(s) in this batch)"
+                )

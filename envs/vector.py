@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from envs import rng
 from envs.config import SimConfig
 from envs.dynamics import SimState, Simulator
-from envs.env import check_action, make_config
+from envs.env import HIDDEN_INFO_KEYS, check_action, check_time_limit, make_config, step_info
 from envs.population import Population
 
 
@@ -32,18 +32,26 @@ class InterestDecayVectorEnv(gym.vector.VectorEnv):
     ``action_space`` ``MultiDiscrete`` of shape (N, K). Rewards, terminations and
     truncations have shape (N,).
 
-    Autoreset: ``AutoresetMode.SAME_STEP``. A user who leaves (terminated) or reaches
-    ``max_episode_steps`` (truncated) is replaced in the same call by the next episode of
-    its stream; the returned observation is the new episode's first one, and the last
-    observation of the ended episode is in ``info["final_obs"]`` (an object array, with
-    ``info["_final_obs"]`` marking the users that ended) together with
-    ``info["episode"]`` = {"r": return, "l": length} of the ended episodes.
+    Termination and truncation follow Gymnasium's vector envs (``SyncVectorEnv`` over envs
+    wrapped in ``TimeLimit``): ``terminations[i]`` is True when user i churned on this visit,
+    ``truncations[i]`` when this visit was the episode's ``max_episode_steps``-th, whether or
+    not the user also churned on it. Only ``truncations & ~terminations`` may be bootstrapped
+    (the SB3 adapter reports exactly that as ``TimeLimit.truncated``).
 
-    ``info`` (arrays of shape (N,)): ``clicks``, ``purchases``, ``slots_used``,
-    ``click_reward``, ``purchase_reward``, ``slot_cost``, ``gap_h``, ``organic_events``,
-    ``organic_purchases`` (the user's own browsing this visit, not rewarded); with
-    ``hidden_info=True`` also ``true_interest`` and ``true_appeal`` of shape (N, K)
-    (for the oracle baseline only).
+    Autoreset: ``AutoresetMode.SAME_STEP``. A user whose episode ended is replaced in the same
+    call by the next episode of its stream; the returned observation is the new episode's
+    first one. The reward and the visit's own info (``clicks`` ... ``organic_purchases``)
+    belong to the visit just taken; ``visit`` and the hidden truth belong to the returned
+    observation (0 and the new user's for a reset user). For the ended users, as Gymnasium
+    does: ``info["final_obs"]`` (an object array, ``info["_final_obs"]`` marking them),
+    ``info["final_info"]`` (the info of their last visit, arrays of shape (N,), including
+    ``visit`` and, with ``hidden_info``, the hidden truth of their last observation;
+    ``info["_final_info"]`` marks them) and ``info["episode"]`` = {"r": return, "l":
+    length} (``info["_episode"]``).
+
+    ``info`` holds the keys of the single env's info (``envs.env.STEP_INFO_KEYS``) as arrays of
+    shape (N,); with ``hidden_info=True``, ``reset`` and ``step`` add ``true_interest`` and
+    ``true_appeal`` of shape (N, K) (for the oracle baseline only).
 
     Seeding: ``reset(seed=s)`` gives user i the seed s + i (a list gives each user its own);
     ``reset()`` without a seed starts the next episode of every user's stream.
@@ -51,8 +59,8 @@ class InterestDecayVectorEnv(gym.vector.VectorEnv):
     Args:
         num_envs: N, the number of users stepped together.
         preset, config, artifact, population, **overrides: as for ``InterestDecayEnv``.
-        max_episode_steps: truncation horizon; default ``config.horizon``.
-        hidden_info: add the true interest to ``info`` (costs one gather per step).
+        max_episode_steps: truncation horizon; default ``config.horizon``; more is refused.
+        hidden_info: add the hidden truth to ``info`` (costs one gather per step).
     """
 
     metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}  # noqa: RUF012
@@ -73,7 +81,7 @@ class InterestDecayVectorEnv(gym.vector.VectorEnv):
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.config = make_config(config, preset, artifact, **overrides)
         self.num_envs = int(num_envs)
-        self.max_episode_steps = int(max_episode_steps or self.config.horizon)
+        self.max_episode_steps = check_time_limit(max_episode_steps, self.config)
         self.hidden_info = hidden_info
         self.render_mode = render_mode
         self.sim = Simulator(self.config, population)
@@ -101,17 +109,19 @@ class InterestDecayVectorEnv(gym.vector.VectorEnv):
             self.state.key[:] = [rng.key_from_seed(s) for s in seeds]
             self.state.episode[:] = 0
         elif not self._seeded:
-            self.state.key[:] = self.np_random.integers(0, 2**32, size=n, dtype=np.uint64).astype(np.uint32)
+            self.state.key[:] = self.np_random.integers(0, 2**64, size=n, dtype=np.uint64)
             self.state.episode[:] = 0
         else:
-            self.state.episode += np.uint32(1)
+            self.state.episode += np.uint64(1)
         self._seeded = True
         self._started = True
         rows = np.arange(n)
         self.sim.reset_users(self.state, rows)
         self.sim.observe(self.state, self._obs)
         self._returns[:] = 0
-        return self._obs.copy(), {}
+        info: dict[str, Any] = {"visit": np.zeros(n, np.int64)}
+        self._add_hidden(info)
+        return self._obs.copy(), info
 
     def step(
         self, actions: NDArray[np.int64]
@@ -128,36 +138,35 @@ class InterestDecayVectorEnv(gym.vector.VectorEnv):
         truncated = state.visit >= self.max_episode_steps  # as TimeLimit: also when terminated
         reward = res.reward.astype(np.float64)
         self._returns += reward
-        info: dict[str, Any] = {
-            "clicks": res.clicks,
-            "purchases": res.purchases,
-            "slots_used": res.slots_used,
-            "click_reward": res.click_reward,
-            "purchase_reward": res.purchase_reward,
-            "slot_cost": res.slot_cost,
-            "gap_h": res.gap_h,
-            "organic_events": res.organic_events,
-            "organic_purchases": res.organic_purchases,
-        }
-        if self.hidden_info:
-            info["true_interest"], info["true_appeal"] = self.sim.hidden(state)
+        info = step_info(res, state.visit)
         done = (terminated | truncated).nonzero()[0]
         if done.size:
-            final = np.empty(self.num_envs, dtype=object)
-            final[done] = list(self._obs[done])  # rows of one copy
             mask = np.zeros(self.num_envs, bool)
             mask[done] = True
+            final = np.empty(self.num_envs, dtype=object)
+            final[done] = list(self._obs[done])  # rows of one copy
+            final_info = {key: value.copy() for key, value in info.items()}
+            self._add_hidden(final_info)
             info["final_obs"], info["_final_obs"] = final, mask
+            info["final_info"], info["_final_info"] = final_info, mask
             info["episode"] = {
                 "r": np.where(mask, self._returns, 0.0),
                 "l": np.where(mask, state.visit, 0).astype(np.int64),
             }
             info["_episode"] = mask
             self._returns[done] = 0
-            state.episode[done] += np.uint32(1)
+            state.episode[done] += np.uint64(1)
             self.sim.reset_users(state, done)
             self.sim.observe(state, self._obs, rows=done)
+            info["visit"][done] = 0
+        self._add_hidden(info)
         return self._obs.copy(), reward, terminated.copy(), truncated, info
+
+    def _add_hidden(self, info: dict[str, Any]) -> None:
+        """The hidden truth of the current observations (the oracle's), when asked for."""
+        if self.hidden_info:
+            hidden = self.sim.hidden(self.state)
+            info.update(zip(HIDDEN_INFO_KEYS, hidden, strict=True))
 
     def close_extras(self, **kwargs: Any) -> None:
         """Nothing to release."""

@@ -44,7 +44,7 @@ import pandas as pd
 
 from agents.evaluation import paired_difference
 from agents.trained import ALGOS
-from decay_model.artifact import atomic_write_bytes, atomic_write_json
+from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
 from envs.config import PRESETS, get_preset
 from scripts import evaluate as evaluate_script

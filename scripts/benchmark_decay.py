@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from decay_model.artifact import atomic_write_json
+from decay_model.atomic import atomic_write_json
 from decay_model.logs import SOURCES, BehaviourLog, load_log
 from decay_model.neural import PRESETS, NeuralDecay, NeuralDecayNet, preset, seeded_generators
 from decay_model.sequences import GroupData, build_vocab

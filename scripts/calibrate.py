@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from decay_model.artifact import atomic_write_bytes, atomic_write_json
+from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from envs.calibration import DEFAULT_GRID, KNOBS, Calibration, calibrate
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
 from scripts.fidelity import add_cohort_options, check_cohort_options, cohort_configs, load_data

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from decay_model.artifact import atomic_write_json
+from decay_model.atomic import atomic_write_json
 from decay_model.errors import DecaygymError
 
 console = Console(stderr=True)

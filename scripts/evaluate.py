@@ -63,7 +63,7 @@ from agents.tuning import (
     tune,
     tuning_seeds,
 )
-from decay_model.artifact import atomic_write_bytes, atomic_write_json
+from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
 from envs.config import PRESETS, SimConfig, get_preset
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance

@@ -39,7 +39,7 @@ from agents.tree_policy import (
     tree_rules,
 )
 from agents.tuning import TUNED_FAMILIES, load_tuned, save_tuned, tune
-from decay_model.artifact import atomic_write_json
+from decay_model.atomic import atomic_write_json
 from decay_model.errors import ConfigError
 from envs.config import PRESETS, get_preset
 from scripts.common import make_run_dir, progress, run_cli, write_provenance

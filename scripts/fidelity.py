@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from decay_model.artifact import atomic_write_bytes, atomic_write_json
+from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.exponential import DecayFitConfig
 from decay_model.logs import SOURCES, BehaviourLog, load_log
 from decay_model.synthetic import SyntheticConfig, generate

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from decay_model import MODELS, TaskConfig
-from decay_model.artifact import atomic_write_bytes, atomic_write_json, save_artifact
+from decay_model.artifact import save_artifact
+from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.logs import SOURCES, BehaviourLog, load_log
 from decay_model.metrics import TABLE_NAMES, calibration_table, evaluate
 from decay_model.neural import PRESETS, NeuralDecay, preset

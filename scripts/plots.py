@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from decay_model.artifact import atomic_write_bytes
+from decay_model.atomic import atomic_write_bytes
 from decay_model.metrics import calibration_table
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from decay_model.artifact import atomic_write_bytes, atomic_write_json
+from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import DataValidationError
 from scripts.common import console, make_run_dir, run_cli, write_provenance
 from scripts.plots import pyplot, save_png

@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 import envs
-from decay_model.artifact import atomic_write_json
+from decay_model.atomic import atomic_write_json
 from envs.vector import InterestDecayVectorEnv
 from scripts.common import console, peak_rss_mib, progress, run_cli, versions
 
@@ -167,11 +167,7 @@ def time_kernel(preset: str, num_users: int, policy: str, seconds: float, seed: 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure, print the table, optionally write JSON; returns the exit status."""
     args = parse_args(argv)
-    env_id = (
-        "decaygym/InterestDecay-v0"
-        if args.preset == "default"
-        else f"decaygym/InterestDecay-{args.preset}-v0"
-    )
+    env_id = envs.env_id(args.preset)
     rows: list[dict[str, Any]] = []
     with progress() as bar:
         task = bar.add_task("measuring", total=3 + len(args.sizes))

@@ -74,7 +74,7 @@ from agents.trained import (
     load_policy,
 )
 from agents.wrappers import OneAtATimeVecEnv
-from decay_model.artifact import atomic_write_bytes, atomic_write_json
+from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
 from scripts.common import make_run_dir, progress, run_cli, versions, write_provenance
 

@@ -33,7 +33,7 @@ from agents import seeds as seed_scheme
 from agents import tuning
 from agents.evaluation import evaluate, lifecycle_table, paired_difference, summarize
 from agents.policy import AlwaysShow, Policy, RandomPolicy, RetireEverything, ShowNothing, ThresholdPolicy
-from decay_model.artifact import atomic_write_bytes, atomic_write_json
+from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
 

@@ -58,7 +58,7 @@ def test_return_matches_a_single_env_episode():
     import envs  # noqa: F401  (registers the ids)
 
     rec = evaluate(AlwaysShow(), preset="small", seeds=[5, 6])
-    env = gym.make("decaygym/InterestDecay-small-v0")
+    env = gym.make("decaygym/InterestDecay-small-v1")
     for seed, expected in zip([5, 6], rec["return"], strict=True):
         obs, _ = env.reset(seed=seed)
         total, done, steps = 0.0, False, 0
@@ -129,7 +129,7 @@ def test_evaluate_hands_the_oracle_the_hidden_truth_of_each_visit():
 
     seeds = [11, 12, 13]
     rec = evaluate(OraclePolicy(0.3, 0.1), preset="small", seeds=seeds)
-    env = gym.make("decaygym/InterestDecay-small-v0")
+    env = gym.make("decaygym/InterestDecay-small-v1", hidden_info=True)
     oracle = OraclePolicy(0.3, 0.1)
     for seed, expected in zip(seeds, rec["return"], strict=True):
         obs, info = env.reset(seed=seed)

@@ -12,10 +12,10 @@ from agents.per_item_policy import (
     PerItemRecurrentPolicy,
     split_observation,
 )
-from agents.policy import EMPTY_BLOCK, NUM_ITEM_FEATURES
 from agents.sb3_vec_env import InterestDecaySB3VecEnv
 from agents.wrappers import action_masks
 from decay_model.errors import ConfigError
+from envs.layout import EMPTY_BLOCK, NUM_ITEM_FEATURES
 from envs.vector import InterestDecayVectorEnv
 
 K = 8  # the small preset

@@ -33,6 +33,17 @@ def test_sb3_adapter_api():
     venv.close()
 
 
+@pytest.mark.parametrize(("churn_logit", "bootstrap"), [(60.0, False), (-60.0, True)])
+def test_a_user_who_churns_on_the_last_visit_is_not_bootstrapped(churn_logit, bootstrap):
+    """SB3 bootstraps the value where ``TimeLimit.truncated``: only for users cut off by the horizon."""
+    venv = InterestDecaySB3VecEnv(4, preset="small", horizon=1, churn_logit=churn_logit)
+    venv.seed(0)
+    venv.reset()
+    _, _, dones, infos = venv.step(np.zeros((4, 8), np.int64))
+    assert dones.all()  # the horizon's only visit: truncated, and with churn_logit 60 terminated too
+    assert [info["TimeLimit.truncated"] for info in infos] == [bootstrap] * 4
+
+
 def train_ppo(num_users, total):
     from stable_baselines3 import PPO
 

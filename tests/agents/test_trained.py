@@ -12,11 +12,12 @@ from stable_baselines3.common.vec_env import VecNormalize
 import envs
 from agents.evaluation import evaluate
 from agents.per_item_policy import PerItemActorCriticPolicy, PerItemMaskablePolicy, PerItemRecurrentPolicy
-from agents.policy import EMPTY_BLOCK, Policy
+from agents.policy import Policy
 from agents.sb3_vec_env import InterestDecaySB3VecEnv
 from agents.trained import ALGOS, ZOO_NAMES, algo_of_zip, env_id, load_hyperparams, load_policy
 from agents.wrappers import OneAtATimeVecEnv, one_at_a_time_predict
 from decay_model.errors import ArtifactError, ConfigError
+from envs.layout import EMPTY_BLOCK
 from envs.vector import InterestDecayVectorEnv
 
 K = 8  # the small preset
@@ -72,7 +73,7 @@ def test_hyperparams_exist_for_every_algorithm_and_preset():
             if algo != "dqn":
                 assert params.policy_class().__module__ == "agents.per_item_policy"
             assert "n_envs" not in params.algo_kwargs and "policy" not in params.algo_kwargs
-    assert env_id("default") == "decaygym/InterestDecay-v0" and set(ZOO_NAMES) == set(ALGOS)
+    assert env_id("default") == "decaygym/InterestDecay-v1" and set(ZOO_NAMES) == set(ALGOS)
     # DQN's per-decision gamma discounts a visit by about 0.99
     for preset in envs.PRESETS:
         gamma = load_hyperparams("dqn", preset).algo_kwargs["gamma"]
@@ -86,22 +87,22 @@ def test_bad_hyperparameter_files_raise(tmp_path):
         load_hyperparams("sac", "small")
     path = tmp_path / "h.yml"
     path.write_text(
-        "decaygym/InterestDecay-small-v0:\n  n_envs: 4\n  n_timesteps: 100\n  policy: MlpPolicy\n"
+        "decaygym/InterestDecay-small-v1:\n  n_envs: 4\n  n_timesteps: 100\n  policy: MlpPolicy\n"
     )
     assert load_hyperparams("ppo", "small", path).algo_kwargs == {}
-    with pytest.raises(ConfigError, match="no entry for decaygym/InterestDecay-v0"):
+    with pytest.raises(ConfigError, match="no entry for decaygym/InterestDecay-v1"):
         load_hyperparams("ppo", "default", path)
-    path.write_text("decaygym/InterestDecay-small-v0:\n  n_envs: 4\n  policy: MlpPolicy\n")
+    path.write_text("decaygym/InterestDecay-small-v1:\n  n_envs: 4\n  policy: MlpPolicy\n")
     with pytest.raises(ConfigError, match="missing n_timesteps"):
         load_hyperparams("ppo", "small", path)
     path.write_text(
-        "decaygym/InterestDecay-small-v0:\n  n_envs: 4\n  n_timesteps: 9\n  policy: MlpPolicy\n"
+        "decaygym/InterestDecay-small-v1:\n  n_envs: 4\n  n_timesteps: 9\n  policy: MlpPolicy\n"
         "  learning_rate: lin_0.001\n"
     )
     with pytest.raises(ConfigError, match="learning_rate must be numbers"):
         load_hyperparams("ppo", "small", path)
     path.write_text(
-        "decaygym/InterestDecay-small-v0:\n  n_envs: 4\n  n_timesteps: 9\n  policy: MlpPolicy\n"
+        "decaygym/InterestDecay-small-v1:\n  n_envs: 4\n  n_timesteps: 9\n  policy: MlpPolicy\n"
         "  policy_kwargs: dict(net_arch=[8])\n"
     )
     with pytest.raises(ConfigError, match="YAML mapping"):

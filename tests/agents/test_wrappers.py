@@ -7,7 +7,6 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
 import envs  # noqa: F401  (registers the env ids)
-from agents.policy import EMPTY_BLOCK, NUM_ITEM_FEATURES
 from agents.sb3_vec_env import InterestDecaySB3VecEnv
 from agents.wrappers import (
     DECISION_OBS_SIZE,
@@ -20,6 +19,7 @@ from agents.wrappers import (
     one_at_a_time_predict,
 )
 from decay_model.errors import ConfigError
+from envs.layout import EMPTY_BLOCK, NUM_ITEM_FEATURES
 from envs.vector import InterestDecayVectorEnv
 
 K = 8  # the small preset
@@ -72,7 +72,7 @@ def test_adapter_gives_maskable_ppo_one_mask_row_per_user():
 
 
 def test_action_masks_wrapper_on_one_env():
-    env = ActionMasks(gym.make("decaygym/InterestDecay-small-v0"))
+    env = ActionMasks(gym.make("decaygym/InterestDecay-small-v1"))
     obs, _ = env.reset(seed=0)
     np.testing.assert_array_equal(env.action_masks(), action_masks(obs))
     obs, *_ = env.step(np.full(K, 2))
@@ -92,7 +92,7 @@ class CountSteps(gym.Wrapper):
 
 
 def test_one_at_a_time_steps_the_env_once_per_k_decisions_and_keeps_its_return():
-    inner = CountSteps(gym.make("decaygym/InterestDecay-small-v0"))
+    inner = CountSteps(gym.make("decaygym/InterestDecay-small-v1"))
     env = OneAtATime(inner)
     assert env.observation_space == DECISION_SPACE and env.action_space == gym.spaces.Discrete(3)
     gen = np.random.default_rng(0)
@@ -113,7 +113,7 @@ def test_one_at_a_time_steps_the_env_once_per_k_decisions_and_keeps_its_return()
     assert len(decisions) == K * inner.steps
     assert sum(rewards) == pytest.approx(sum(inner.rewards))
     # the same visits on the plain env give the same return
-    plain = gym.make("decaygym/InterestDecay-small-v0")
+    plain = gym.make("decaygym/InterestDecay-small-v1")
     plain.reset(seed=11)
     total = sum(plain.step(np.array(v))[1] for v in visits)
     assert total == pytest.approx(sum(rewards))

@@ -7,11 +7,17 @@ from envs.config import PRESETS, SimConfig, get_preset
 
 
 def test_presets_are_valid_and_ordered_by_size():
-    assert set(PRESETS) == {"small", "default", "large"}
+    assert set(PRESETS) == {"small", "default", "large", "independent_browsing"}
     assert PRESETS["default"].num_slots == 20
     for cfg in PRESETS.values():
         assert cfg.exposure_slots < cfg.num_slots
         assert cfg.obs_size == cfg.num_slots * 9 + 3
+    # budget mode is the default browsing model; independent_browsing keeps the one before it
+    assert PRESETS["default"].engagement_budget == pytest.approx(0.979)
+    assert PRESETS["default"].engagement_budget_user_sd == pytest.approx(0.588)
+    assert PRESETS["independent_browsing"] == PRESETS["default"].replace(
+        engagement_budget=0.0, engagement_budget_user_sd=0.0
+    )
     assert PRESETS["small"].num_slots < PRESETS["default"].num_slots < PRESETS["large"].num_slots
 
 

@@ -108,7 +108,7 @@ def test_retired_slot_gets_a_cold_candidate():
 
 def test_position_bias_table():
     sim, _ = start("default", n=1)
-    bias = sim.bias_table / 2.0**24
+    bias = sim.bias_table
     assert bias[0] == 0 and bias[1] == pytest.approx(1.0) and bias[2] == pytest.approx(1 / np.log2(3))
     assert np.all(bias[sim.config.exposure_slots + 1 :] == 0)
 
@@ -169,7 +169,7 @@ def test_a_very_satisfied_user_keeps_a_minimum_gap_between_visits() -> None:
     import envs  # noqa: F401
 
     env = gym.make(
-        "decaygym/InterestDecay-small-v0",
+        "decaygym/InterestDecay-small-v1",
         click_scale=5.0,
         satisfaction_per_click=50.0,
         return_satisfaction=5.0,
@@ -194,17 +194,19 @@ def test_a_very_satisfied_user_keeps_a_minimum_gap_between_visits() -> None:
 def test_compiled_random_words_equal_the_numpy_hash():
     """The kernels' scalar hash and envs.rng's array hash are the same function."""
     gen = np.random.default_rng(0)
-    key, episode, visit = (gen.integers(0, 2**32, 50, dtype=np.uint64).astype(np.uint32) for _ in range(3))
-    for purpose in (rng.DRAW_VISIT, rng.DRAW_FRESH):
+    key = gen.integers(0, 2**64, 50, dtype=np.uint64)
+    episode, visit = gen.integers(0, 2**24, 50, dtype=np.uint64), gen.integers(0, 2**32, 50, dtype=np.uint64)
+    index = np.array([0, 1, 41, 69, 3 * 10**6 + 2])
+    for purpose in (rng.DRAW_VISIT, rng.DRAW_CANDIDATE, rng.DRAW_REFILL, rng.DRAW_START):
         base = rng.stream(key, episode, visit, purpose)
-        salts = rng.salt(purpose, 70)
-        words = rng.mix(base[:, None] + salts[None, :])
+        words = rng.words(base[:, None], index[None, :])
+        units = rng.to_unit(words)
         for i in range(0, 50, 7):
-            b = kernels._stream(key[i], episode[i], visit[i], np.uint64(purpose))
+            b = np.uint64(kernels._stream(key[i], episode[i], visit[i], np.uint64(purpose)))
             assert b == base[i]
-            for j in (0, 1, 41, 69):
-                assert kernels._word(b, np.uint64(purpose), j) == words[i, j]
-                assert kernels._unit(words[i, j]) == rng.to_unit(words[i, j : j + 1].copy())[0]
+            for j, idx in enumerate(index):
+                assert kernels._word(b, idx) == words[i, j]
+                assert kernels._unit(words[i, j]) == units[i, j]
 
 
 def test_envs_stepped_from_two_threads_at_once_give_the_same_numbers():
@@ -236,7 +238,7 @@ def test_envs_stepped_from_two_threads_at_once_give_the_same_numbers():
 def engaged_per_visit(scale: float, budget: float, n: int = 2000, visits: int = 3) -> tuple[float, float]:
     """Mean tracked categories a visit engages with tracked interests reset to ``scale`` × U(0.1, 1)
     before each visit, and how much more often the upper half of those interests is engaged."""
-    sim, state = start("default", n=n, seed=5, engagement_budget=budget)
+    sim, state = start("default", n=n, seed=5, engagement_budget=budget, engagement_budget_user_sd=0.0)
     w = sim.config.max_user_categories
     action = np.zeros((n, sim.config.num_slots), np.int64)
     shape = np.random.default_rng(0).uniform(0.1, 1.0, (n, w)).astype(np.float32)
@@ -263,7 +265,7 @@ def test_budget_mode_engages_the_budget_however_hot_the_interests():
 
 
 def test_budget_mode_reads_each_users_own_budget():
-    sim, state = start("default", n=2000, seed=6, engagement_budget=1.0)
+    sim, state = start("default", n=2000, seed=6, engagement_budget=1.0, engagement_budget_user_sd=0.0)
     assert np.all(state.budget == 1.0)  # new users take the config's B
     state.budget[1000:] = 3.0
     res = sim.step(state, np.zeros((2000, sim.config.num_slots), np.int64), browsing=True)

@@ -10,14 +10,14 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import envs
 from decay_model.errors import ConfigError
 from envs import ENV_IDS, PRESETS, InterestDecayEnv, ResetNeededError
-from envs.dynamics import ITEM_FEATURES, USER_FEATURES
+from envs.layout import ITEM_FEATURES, USER_FEATURES
 
 
 @pytest.mark.parametrize(
     ("env_id", "overrides"),
     [
         *((env_id, {}) for env_id in sorted(ENV_IDS)),
-        ("decaygym/InterestDecay-small-v0", {"engagement_budget": 1.0}),
+        ("decaygym/InterestDecay-small-v1", {"engagement_budget": 1.0}),
     ],
 )
 def test_checkers_pass_without_warnings(env_id, overrides):
@@ -26,15 +26,15 @@ def test_checkers_pass_without_warnings(env_id, overrides):
         warnings.simplefilter("error")
         gym_check_env(env.unwrapped, skip_render_check=True)
         sb3_check_env(env, warn=True, skip_render_check=True)
-    assert env.spec.max_episode_steps == PRESETS[ENV_IDS[env_id]].horizon
+    assert env.unwrapped.config.horizon == overrides.get("horizon", PRESETS[ENV_IDS[env_id]].horizon)
 
 
 def test_make_registered_ids_and_spaces():
-    env = gym.make("decaygym/InterestDecay-v0")
+    env = gym.make("decaygym/InterestDecay-v1")
     assert isinstance(env.unwrapped, InterestDecayEnv)
     assert env.action_space == gym.spaces.MultiDiscrete([3] * 20)
     assert env.observation_space.shape == (20 * 9 + 3,)
-    assert envs.ENV_IDS["decaygym/InterestDecay-small-v0"] == "small"
+    assert envs.ENV_IDS["decaygym/InterestDecay-small-v1"] == "small"
 
 
 def test_docstring_spaces_match_the_real_spaces():
@@ -77,7 +77,7 @@ def test_docstring_spaces_match_the_real_spaces():
     ],
 )
 def test_action_outside_space_raises_value_error(action):
-    env = gym.make("decaygym/InterestDecay-small-v0")
+    env = gym.make("decaygym/InterestDecay-small-v1")
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action"):
         env.unwrapped.step(action)
@@ -94,8 +94,8 @@ def test_step_before_reset_and_after_end_asks_for_reset():
         env.step(np.zeros(8, np.int64))
 
 
-def test_truncation_comes_from_time_limit():
-    env = gym.make("decaygym/InterestDecay-small-v0", churn_logit=-30.0)
+def test_the_env_truncates_itself_at_the_horizon():
+    env = gym.make("decaygym/InterestDecay-small-v1", churn_logit=-30.0)
     env.reset(seed=0)
     steps, truncated = 0, False
     while not truncated:
@@ -103,11 +103,8 @@ def test_truncation_comes_from_time_limit():
         steps += 1
         assert not terminated
     assert steps == PRESETS["small"].horizon
-    # the bare env never truncates
-    raw = InterestDecayEnv(preset="small", churn_logit=-30.0)
-    raw.reset(seed=0)
-    for _ in range(PRESETS["small"].horizon + 5):
-        assert raw.step(np.zeros(8, np.int64))[3] is False
+    with pytest.raises(ResetNeededError):
+        env.step(np.zeros(8, np.int64))
 
 
 def rollout(env, seed, steps=40):
@@ -123,15 +120,15 @@ def rollout(env, seed, steps=40):
 
 
 def test_same_seed_same_trajectory_and_seeds_differ():
-    a = rollout(gym.make("decaygym/InterestDecay-small-v0"), 5)
-    b = rollout(gym.make("decaygym/InterestDecay-small-v0"), 5)
-    c = rollout(gym.make("decaygym/InterestDecay-small-v0"), 6)
+    a = rollout(gym.make("decaygym/InterestDecay-small-v1"), 5)
+    b = rollout(gym.make("decaygym/InterestDecay-small-v1"), 5)
+    c = rollout(gym.make("decaygym/InterestDecay-small-v1"), 6)
     np.testing.assert_array_equal(a, b)
     assert a.shape != c.shape or not np.array_equal(a, c)
 
 
 def test_info_reports_reward_terms_and_hidden_truth():
-    env = InterestDecayEnv(preset="small")
+    env = InterestDecayEnv(preset="small", hidden_info=True)
     env.reset(seed=3)
     for _ in range(10):
         _, reward, term, _, info = env.step(np.zeros(8, np.int64))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from decay_model.logs import from_frame
-from envs import kernels
+from envs import state_layout
 from envs.config import PRESETS
 from envs.population import PRETRAINED
 from envs.reencode import NOW
@@ -35,7 +35,7 @@ def test_events_are_recorded_oldest_first_with_their_categories():
     for _user, events in frame.groupby("user_id"):
         assert events["timestamp"].is_monotonic_increasing and events["timestamp"].is_unique
         assert events["timestamp"].max() <= 1_700_000_000  # every event lies before the user's "now"
-    assert set(frame["behavior"]) <= {kernels.VIEW, kernels.CLICK, kernels.BUY}
+    assert set(frame["behavior"]) <= {state_layout.VIEW, state_layout.CLICK, state_layout.BUY}
     known = set(env.sim.reencoder.ids.tolist())
     assert set(frame["category_id"]) <= known
 
@@ -44,7 +44,7 @@ def test_reencoding_replaces_the_decay_of_categories_in_the_recent_events():
     env, before = run(n=6, visits=7, every=3)
     state = env.state
     # visits 3 and 6 re-encoded: the categories engaged since carry the model's numbers
-    changed = state.cats[kernels.LAM] != before[-1][kernels.LAM]
+    changed = state.cats[state_layout.LAM] != before[-1][state_layout.LAM]
     assert changed[:, :-1].any()
     assert np.all(state.lam[:, :-1] > 0) and np.all(np.isfinite(state.lam))
     assert np.all((state.floor >= 0) & (state.floor <= 1))
@@ -77,7 +77,7 @@ def test_checkers_pass_with_reencoding():
     from gymnasium.utils.env_checker import check_env as gym_check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    env = gym.make("decaygym/InterestDecay-small-v0", reencode_every=2)
+    env = gym.make("decaygym/InterestDecay-small-v1", reencode_every=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gym_check_env(env.unwrapped, skip_render_check=True)

@@ -30,7 +30,7 @@ def test_user_i_equals_single_env_with_seed_plus_i(preset):
     obs, rewards, dones = vector_rollout(n, seed, actions, preset=preset, churn_logit=-3.0)
     assert dones.sum() > 0  # the comparison crosses episode ends (autoreset)
     for i in range(n):
-        env = gym.make(f"decaygym/InterestDecay-{preset}-v0", churn_logit=-3.0)
+        env = gym.make(f"decaygym/InterestDecay-{preset}-v1", churn_logit=-3.0)
         o, _ = env.reset(seed=seed + i)
         np.testing.assert_array_equal(o, obs[0, i])
         for t in range(steps):
@@ -101,7 +101,7 @@ def test_truncation_at_max_episode_steps():
 
 def test_make_vec_uses_the_vector_entry_point():
     venv = gym.make_vec(
-        "decaygym/InterestDecay-small-v0", num_envs=8, vectorization_mode="vector_entry_point"
+        "decaygym/InterestDecay-small-v1", num_envs=8, vectorization_mode="vector_entry_point"
     )
     assert isinstance(venv, InterestDecayVectorEnv)
     assert venv.max_episode_steps == 20

@@ -108,5 +108,6 @@ def test_the_module_runs_as_a_command(tmp_path):
     assert result.returncode == 2
     assert (
         result.stderr.strip()
-        == "decaygym-explain: error: unknown preset 'tiny'; known: small, default, large"
+        == "decaygym-explain: error: unknown preset 'tiny'; known: "
+        "small, default, large, independent_browsing"
     )

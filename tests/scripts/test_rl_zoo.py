@@ -16,7 +16,7 @@ pytest.importorskip(
 )
 
 REPO = Path(__file__).resolve().parents[2]
-ENV = "decaygym/InterestDecay-small-v0"
+ENV = "decaygym/InterestDecay-small-v1"
 
 
 def zoo(algo, conf, log, *extra):
@@ -31,7 +31,7 @@ def zoo(algo, conf, log, *extra):
 
 
 def trained_zip(log, algo):
-    (model,) = (log / algo).glob("decaygym-InterestDecay-small-v0_*/decaygym-InterestDecay-small-v0.zip")
+    (model,) = (log / algo).glob("decaygym-InterestDecay-small-v1_*/decaygym-InterestDecay-small-v1.zip")
     return model
 
 
@@ -55,7 +55,7 @@ def test_rl_zoo_optuna_search_tunes_our_agent(tmp_path):
         "--pruner", "none", "-n", "128", "--n-evaluations", "1", "--eval-episodes", "2", "--no-optim-plots",
         "-params", "n_envs:1",
     )  # fmt: skip
-    (report,) = (tmp_path / "a2c").glob("report_decaygym-InterestDecay-small-v0_2-trials-*.csv")
+    (report,) = (tmp_path / "a2c").glob("report_decaygym-InterestDecay-small-v1_2-trials-*.csv")
     trials = pd.read_csv(report)
     assert len(trials) == 2 and (trials["state"] == "COMPLETE").all()
     assert trials["value"].notna().all() and "params_net_arch" in trials

@@ -121,7 +121,7 @@ def test_every_algorithm_resumes_exactly(tmp_path, monkeypatch, algo):
     if algo == "dqn":
         hyper = tmp_path / "dqn.yml"
         hyper.write_text(
-            "decaygym/InterestDecay-small-v0:\n  n_envs: 32\n  n_timesteps: 2048\n  policy: MlpPolicy\n"
+            "decaygym/InterestDecay-small-v1:\n  n_envs: 32\n  n_timesteps: 2048\n  policy: MlpPolicy\n"
             "  policy_kwargs: {net_arch: [16]}\n  learning_starts: 256\n  buffer_size: 4000\n"
             "  batch_size: 32\n  target_update_interval: 256\n  gamma: 0.99874\n"
         )
