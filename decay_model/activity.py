@@ -17,7 +17,9 @@ Per user, from the visits in a window:
   shrunk the same way, and summarised over users on the log scale of e_u - 1.
 - **exploration**: how many categories per visit are new to the user (never seen in
   their history before that visit), after a burn-in that lets the history fill.
-- **purchase rate** per event.
+- **purchase rate** per event, and the **view-to-buy conversion**: of the items a user
+  viewed, the share they bought after the first view (what a click on a recommended item,
+  which opens the item's page, turns into).
 
 ``fit_activity`` returns per-user parameters (for bootstrapping real users into the
 simulator) and their population distribution (for drawing new users); the simulator's
@@ -40,7 +42,7 @@ HOUR = 3600.0
 RESIDUAL_PROBS = np.linspace(0.0, 1.0, 41)
 """Probabilities at which the within-user log-gap residuals are summarised (0, 0.025, ..., 1); the
 ends are taken at 0.005 and 0.995, so that one extreme gap does not stretch a whole tail."""
-BUY = BEHAVIORS.index("buy")
+VIEW, CLICK, BUY = BEHAVIORS.index("view"), BEHAVIORS.index("click"), BEHAVIORS.index("buy")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class ActivitySummary:
         events_log_user_sd: sd over users of log(e_u - 1).
         explore_per_visit: mean number of categories per visit that are new to the user.
         purchase_rate: purchases per event.
+        view_to_buy: of the (user, item) pairs with a view or click in the window, the share in
+            which the user bought the item at or after the first view (NaN without item ids).
         categories_per_visit: mean distinct categories per visit (new or not).
         repeat_per_visit: mean over users of r_u, the user's (shrunk) mean number of categories
             per visit that they had engaged before (visits after the burn-in; NaN without any).
@@ -77,6 +81,7 @@ class ActivitySummary:
     events_log_user_sd: float
     explore_per_visit: float
     purchase_rate: float
+    view_to_buy: float
     categories_per_visit: float
     repeat_per_visit: float
     repeat_user_sd: float
@@ -128,6 +133,19 @@ def _shrink(values: pd.Series, groups: pd.Series) -> tuple[pd.Series, float, flo
     return grand + weight * (means - grand), grand, float(np.sqrt(between_var)), float(np.sqrt(within_var))
 
 
+def _view_to_buy(events: pd.DataFrame) -> float:
+    """Share of the (user, item) pairs with a view or click that the user bought at or after it."""
+    behavior = events["behavior"].to_numpy()
+    looked = (behavior == VIEW) | (behavior == CLICK)
+    key = ["user_id", "item_id"]
+    first_view = events.loc[looked].groupby(key, sort=False)["timestamp"].min()
+    if first_view.empty:
+        return float("nan")
+    last_buy = events.loc[behavior == BUY].groupby(key, sort=False)["timestamp"].max()
+    bought = last_buy.reindex(first_view.index).to_numpy() >= first_view.to_numpy()
+    return float(bought.mean())
+
+
 def fit_activity(
     events: pd.DataFrame,
     start: float,
@@ -151,7 +169,9 @@ def fit_activity(
     if not end > start:
         raise DataValidationError(f"activity fit: window end {end} must be after its start {start}")
     ts = events["timestamp"].to_numpy()
-    ev = events.loc[(ts >= start) & (ts < end), ["user_id", "category_id", "behavior", "timestamp"]]
+    in_window = (ts >= start) & (ts < end)
+    view_to_buy = _view_to_buy(events.loc[in_window]) if "item_id" in events else float("nan")
+    ev = events.loc[in_window, ["user_id", "category_id", "behavior", "timestamp"]]
     ev = ev.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
     ev["visit"] = sessions(ev, session_gap_h).to_numpy()
     visits = ev.groupby("visit", sort=True).agg(user_id=("user_id", "first"), t=("timestamp", "min"))
@@ -219,6 +239,7 @@ def fit_activity(
         events_log_user_sd=float(log_extra.std()),
         explore_per_visit=float(by_visit.mean()) if len(by_visit) else 0.0,
         purchase_rate=float((ev["behavior"].to_numpy() == BUY).mean()),
+        view_to_buy=view_to_buy,
         categories_per_visit=float(len(per_cat) / len(visits)),
         repeat_per_visit=rep_mean,
         repeat_user_sd=rep_between,

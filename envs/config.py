@@ -23,6 +23,9 @@ TAOBAO_REPEAT_PER_VISIT = 0.979
 user (``decay_model.activity``): the default ``SimConfig.engagement_budget``."""
 TAOBAO_REPEAT_USER_SD = 0.588
 """The spread of that number between Taobao users: the default ``SimConfig.engagement_budget_user_sd``."""
+TAOBAO_VIEW_TO_BUY = 0.0147
+"""Of the items a Taobao user viewed on the training days, the share they bought after the view
+(``decay_model.activity``, ``view_to_buy``): what a click on the page's item turns into."""
 MAX_APPEAL_SD = math.pi / math.sqrt(3.0)
 """Log-appeal is logistic with sd ``appeal_sd``; at this sd or above, appeal has no finite mean."""
 
@@ -65,8 +68,10 @@ class SimConfig:
     click_scale: float = 1.0
     """P(click) = 1 - e^{-x}, x = click_scale · interest · appeal · quality · position bias · fatigue
     · (1 - satiation) · crowding (≈ x while x is small)."""
-    purchase_rate: float = 0.3
-    """P(purchase | click) = purchase_rate · quality · (1 - satiation)."""
+    purchase_rate: float = TAOBAO_VIEW_TO_BUY / 0.5
+    """P(purchase | click) = purchase_rate · quality · (1 - satiation). The default makes the mean over
+    clicked items the Taobao log's view-to-buy conversion, ``TAOBAO_VIEW_TO_BUY``: clicks favour good
+    items, so E[quality | click] = (a + 1)/(a + b + 1) = 0.5 for quality ~ Beta(2, 3)."""
     reduce_display_prob: float = 0.3
     """Chance that a candidate marked reduce (1) is eligible for the page (ranked below all shown ones,
     displayed if a position is left)."""
@@ -76,8 +81,10 @@ class SimConfig:
     # -- reward -----------------------------------------------------------------------
     click_value: float = 0.1
     """Reward per click."""
-    purchase_value_scale: float = 1.0
-    """Reward per purchase = purchase_value_scale · item value."""
+    purchase_value_scale: float = 10.0
+    """Reward per purchase = purchase_value_scale · item value (mean value 1.13: a purchase is worth about
+    110 clicks). At the log's view-to-buy conversion (1.5 %) a click's expected purchase value is then
+    about 1.7 times its click value, so the lifecycle trades purchases against fatigue and churn."""
     slot_cost: float = 0.01
     """Cost per displayed slot."""
 

@@ -237,7 +237,10 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
 
     ## Version History
     * v1: the page is ranked by the system's estimate (the policy decides exposure, not
-      order) and every draw is keyed by the candidate, not its slot; P(click) = 1 - e^{-x}
+      order) and every draw is keyed by the candidate, not its slot; a click converts at the
+      Taobao log's view-to-buy rate (``purchase_rate`` 0.0294: 1.5 % over clicked items, where
+      it was 15 %), and a purchase is worth 10 × the item's value (``purchase_value_scale``),
+      so a click's expected purchase value stays about what it was; P(click) = 1 - e^{-x}
       (a probability however large the appeal; configs whose appeal has no finite mean are
       refused); crowding counts the displayed items of the item's true category (orphans no
       longer crowd each other); 64-bit random streams (no two (user, visit, purpose) streams

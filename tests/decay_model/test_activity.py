@@ -6,7 +6,7 @@ from decay_model.activity import fit_activity
 from decay_model.errors import DataValidationError
 from decay_model.logs import load_log
 from decay_model.task import TaskConfig, make_split
-from envs.config import TAOBAO_REPEAT_PER_VISIT, TAOBAO_REPEAT_USER_SD, SimConfig
+from envs.config import TAOBAO_REPEAT_PER_VISIT, TAOBAO_REPEAT_USER_SD, TAOBAO_VIEW_TO_BUY, SimConfig
 
 H = 3600.0
 
@@ -64,6 +64,17 @@ def test_repeat_categories_per_visit_count_only_categories_seen_before():
     assert fit.summary.explore_per_visit == pytest.approx(1.0)
 
 
+def test_view_to_buy_counts_purchases_after_a_view_of_the_same_item():
+    rows = [  # user, item, category, behaviour code (0 view, 1 click, 4 buy), time
+        (1, 10, 5, 0, 0.0), (1, 10, 5, 4, 60.0),  # viewed, then bought: converts
+        (1, 11, 5, 1, 0.0),  # clicked, never bought
+        (2, 10, 5, 4, 0.0), (2, 10, 5, 0, 60.0),  # bought before the view only: no conversion
+        (2, 12, 6, 0, 3 * H), (2, 12, 6, 0, 4 * H), (2, 12, 6, 4, 5 * H),  # two views, one purchase
+    ]  # fmt: skip
+    events = pd.DataFrame(rows, columns=["user_id", "item_id", "category_id", "behavior", "timestamp"])
+    assert fit_activity(events, 0.0, 1e9).summary.view_to_buy == pytest.approx(2 / 4)
+
+
 def test_a_window_without_returning_users_is_an_error():
     with pytest.raises(DataValidationError, match="no user has two visits"):
         fit_activity(visits_log({1: [], 2: []}), 0.0, 1e9)
@@ -85,4 +96,8 @@ def test_simulator_defaults_are_the_taobao_fit(taobao_path):
     assert TAOBAO_REPEAT_PER_VISIT == pytest.approx(s.repeat_per_visit, abs=1e-3)
     assert TAOBAO_REPEAT_USER_SD == pytest.approx(s.repeat_user_sd, abs=1e-3)
     assert cfg.organic_purchase_rate == pytest.approx(s.purchase_rate, abs=1e-4)
+    assert TAOBAO_VIEW_TO_BUY == pytest.approx(s.view_to_buy, abs=1e-4)
+    # the page's P(purchase | click), averaged over clicked items (E[quality | click] = (a + 1)/(a + b + 1))
+    mean_clicked_quality = (cfg.quality_a + 1) / (cfg.quality_a + cfg.quality_b + 1)
+    assert cfg.purchase_rate * mean_clicked_quality == pytest.approx(s.view_to_buy, abs=1e-4)
     np.testing.assert_allclose(cfg.gap_residual_quantiles, s.gap_residual_quantiles, atol=1e-3)

@@ -107,7 +107,6 @@ def test_the_module_runs_as_a_command(tmp_path):
     )
     assert result.returncode == 2
     assert (
-        result.stderr.strip()
-        == "decaygym-explain: error: unknown preset 'tiny'; known: "
+        result.stderr.strip() == "decaygym-explain: error: unknown preset 'tiny'; known: "
         "small, default, large, independent_browsing"
     )
