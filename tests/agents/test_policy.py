@@ -168,7 +168,8 @@ def test_greedy_shows_the_top_m_by_expected_value_and_never_retires():
     ev = policy.expected_value(obs)[0]
     mean_q = cfg.quality_a / (cfg.quality_a + cfg.quality_b)
     expected = np.array([0.5, 0.5, 0.2, 0.6, 0.0]) * (
-        cfg.click_value + cfg.purchase_rate * mean_q * np.array([1.0, 3.0, 10.0, 0.1, 5.0])
+        cfg.click_value
+        + cfg.purchase_value_scale * cfg.purchase_rate * mean_q * np.array([1.0, 3.0, 10.0, 0.1, 5.0])
     )
     assert np.allclose(ev, expected, rtol=1e-5)
     top2 = set(np.argsort(-expected)[:2])
