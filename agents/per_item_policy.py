@@ -26,10 +26,19 @@ Zoo's Optuna samplers, which set ``net_arch`` and ``activation_fn``, tune this n
 RecurrentPPO: the LSTMs read a slot-order-free summary of the observation (pooled item
 embeddings + user features), not the flat observation, and the per-item scorer gets the LSTM
 output as extra context; the whole policy stays equivariant.
+
+Encoders (policy kwarg ``encoder``): ``"pool"`` (the default, :class:`PoolEncoder`) sees the rest
+of the pool only through its mean and max; ``"attention"`` (:class:`AttentionEncoder`) lets the
+candidates attend to each other and to a user token in ``attention_layers`` pre-norm Transformer
+layers of ``attention_heads`` heads, without positional encoding (so the policy stays
+equivariant) and with empty slots masked out as keys. Both give every candidate a ``pi[0]``-wide
+embedding and the pool a ``2 * pi[0]``-wide summary, which the scorer, the critic and the LSTMs
+read in the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch as th
@@ -40,12 +49,17 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
+from torch.nn import functional as F
 
 from agents.policy import num_slots
 from decay_model.errors import ConfigError
 from envs.layout import EMPTY_BLOCK, NUM_ITEM_FEATURES, NUM_USER_FEATURES
 
 NUM_ACTIONS = 3
+#: the ``encoder`` policy kwarg: how candidates see each other (see the module docstring)
+ENCODERS = ("pool", "attention")
+DEFAULT_ATTENTION_HEADS = 2
+DEFAULT_ATTENTION_LAYERS = 1
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -134,11 +148,123 @@ class PoolEncoder(nn.Module):
         return 2 * self.width + NUM_USER_FEATURES
 
 
+class AttentionBlock(nn.Module):
+    """One pre-norm Transformer encoder layer without dropout: x + attention(norm(x)), x + ff(norm(x)).
+
+    Written out rather than ``nn.TransformerEncoderLayer``, which switches to a fused kernel in
+    eval mode: SB3 collects rollouts in eval mode and updates in train mode, and both must compute
+    the same function.
+    """
+
+    def __init__(self, width: int, heads: int, activation: type[nn.Module]) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm_attention = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.norm_ff = nn.LayerNorm(width)
+        self.ff = nn.Sequential(nn.Linear(width, 2 * width), activation(), nn.Linear(2 * width, width))
+
+    def forward(self, x: th.Tensor, keep: th.Tensor) -> th.Tensor:
+        """Tokens x (N, T, w) -> (N, T, w); every token attends to the tokens where ``keep`` (N, T) holds."""
+        n, t, w = x.shape
+        q, k, v = self.qkv(self.norm_attention(x)).reshape(n, t, 3, self.heads, w // self.heads).unbind(2)
+        attended = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=keep[:, None, None, :]
+        )  # (N, heads, T, w / heads)
+        x = x + self.out(attended.transpose(1, 2).reshape(n, t, w))
+        return x + self.ff(self.norm_ff(x))
+
+
+class AttentionEncoder(nn.Module):
+    """Embeds every candidate as :class:`PoolEncoder` does, then runs self-attention over the pool.
+
+    The tokens are the K candidate embeddings and one user token (a layer over the 3 user
+    features); there is no positional encoding, so permuting the candidates permutes their
+    output tokens. Empty slots are masked as keys: nothing attends to them, so their features
+    change no other token; the user token is never masked, so every query has a key even when
+    the pool is empty. Returns the candidates' output tokens (N, K, w), the summary [user token,
+    mean of the candidate tokens over non-empty slots] (N, 2w), the mean zero for an empty pool,
+    and the user features (N, 3).
+    """
+
+    def __init__(self, k: int, width: int, activation: type[nn.Module], heads: int, layers: int) -> None:
+        super().__init__()
+        self.k = k
+        self.width = width
+        self.embed = nn.Sequential(nn.Linear(NUM_ITEM_FEATURES + NUM_USER_FEATURES, width), activation())
+        self.embed_user = nn.Sequential(nn.Linear(NUM_USER_FEATURES, width), activation())
+        self.blocks = nn.ModuleList(AttentionBlock(width, heads, activation) for _ in range(layers))
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """See the class docstring."""
+        items, user, empty = split_observation(obs, self.k)
+        x = th.cat([items, user.unsqueeze(1).expand(-1, self.k, -1)], dim=-1)  # (N, K, F + U)
+        tokens = th.cat([self.embed_user(user).unsqueeze(1), self.embed(x)], dim=1)  # (N, 1 + K, w)
+        keep = th.cat([th.ones_like(empty[:, :1]), ~empty], dim=1)  # (N, 1 + K)
+        for block in self.blocks:
+            tokens = block(tokens, keep)
+        tokens = self.norm(tokens)
+        user_token, emb = tokens[:, 0], tokens[:, 1:]
+        weights = (~empty).unsqueeze(-1).to(emb.dtype)  # (N, K, 1)
+        mean = (emb * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # (N, w)
+        return emb, th.cat([user_token, mean], dim=-1), user
+
+    @property
+    def summary_dim(self) -> int:
+        """Width of [user token, mean candidate token, user features]."""
+        return 2 * self.width + NUM_USER_FEATURES
+
+
+def check_encoder(
+    encoder: str, attention_heads: int, attention_layers: int, widths: Sequence[int] = ()
+) -> None:
+    """ConfigError, naming the policy kwarg, when the encoder settings cannot build a network.
+
+    Args:
+        encoder: a name in :data:`ENCODERS`.
+        attention_heads: heads per attention layer; must divide every embedding width.
+        attention_layers: attention layers (at least 1).
+        widths: the embedding widths (``pi[0]``, ``vf[0]``) the heads must divide.
+    """
+    if encoder not in ENCODERS:
+        raise ConfigError(f"encoder={encoder!r}: unknown; known: {', '.join(ENCODERS)}")
+    if encoder != "attention":
+        return
+    for name, value in (("attention_heads", attention_heads), ("attention_layers", attention_layers)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name}={value!r}: must be a positive integer")
+    bad = [w for w in widths if w % attention_heads]
+    if bad:
+        raise ConfigError(
+            f"attention_heads={attention_heads} must divide the item embedding widths (net_arch pi[0] "
+            f"and vf[0]), got {list(widths)}"
+        )
+
+
+def make_encoder(
+    encoder: str,
+    k: int,
+    width: int,
+    activation: type[nn.Module],
+    attention_heads: int = DEFAULT_ATTENTION_HEADS,
+    attention_layers: int = DEFAULT_ATTENTION_LAYERS,
+) -> PoolEncoder | AttentionEncoder:
+    """The encoder named ``encoder`` (:data:`ENCODERS`) for K slots and embedding width ``width``."""
+    check_encoder(encoder, attention_heads, attention_layers, (width,))
+    if encoder == "attention":
+        return AttentionEncoder(k, width, activation, attention_heads, attention_layers)
+    return PoolEncoder(k, width, activation)
+
+
 class PerItemNetwork(nn.Module):
     """SB3's ``mlp_extractor`` slot: latent_pi = per-candidate logits (N, 3K), latent_vf = value features.
 
     Input: the flat observation (N, obs_dim), followed by ``context_dim`` context features
-    (the LSTM output of the recurrent policy; none otherwise).
+    (the LSTM output of the recurrent policy; none otherwise). ``actor_pool`` and ``critic_pool``
+    hold the encoders whichever kind they are (:func:`make_encoder`), so the parameter names of
+    pool-encoder models stay as they were.
     """
 
     def __init__(
@@ -147,17 +273,22 @@ class PerItemNetwork(nn.Module):
         net_arch: list[int] | dict[str, list[int]] | None,
         activation_fn: type[nn.Module],
         context_dim: int = 0,
+        encoder: str = "pool",
+        attention_heads: int = DEFAULT_ATTENTION_HEADS,
+        attention_layers: int = DEFAULT_ATTENTION_LAYERS,
     ) -> None:
         super().__init__()
         pi, vf = split_arch(net_arch)
+        check_encoder(encoder, attention_heads, attention_layers, (pi[0], vf[0]))
         self.k = num_slots(obs_dim)
         self.obs_dim = obs_dim
         self.context_dim = context_dim
-        self.actor_pool = PoolEncoder(self.k, pi[0], activation_fn)
+        attention = {"attention_heads": attention_heads, "attention_layers": attention_layers}
+        self.actor_pool = make_encoder(encoder, self.k, pi[0], activation_fn, **attention)
         scorer_in = pi[0] + 2 * pi[0] + NUM_USER_FEATURES + context_dim
         self.scorer, scorer_out = _mlp(scorer_in, pi[1:], activation_fn)
         self.logits = nn.Linear(scorer_out, NUM_ACTIONS)
-        self.critic_pool = PoolEncoder(self.k, vf[0], activation_fn)
+        self.critic_pool = make_encoder(encoder, self.k, vf[0], activation_fn, **attention)
         self.value, value_out = _mlp(self.critic_pool.summary_dim + context_dim, vf[1:], activation_fn)
         self.latent_dim_pi = NUM_ACTIONS * self.k
         self.latent_dim_vf = value_out
@@ -214,6 +345,24 @@ class _PerItemMixin:
     """
 
     context_dim: int = 0
+    encoder: str = "pool"
+    attention_heads: int = DEFAULT_ATTENTION_HEADS
+    attention_layers: int = DEFAULT_ATTENTION_LAYERS
+
+    def _set_encoder(self, encoder: str, attention_heads: int, attention_layers: int, net_arch: Any) -> None:
+        """Check and keep the encoder settings (before SB3's constructor, which builds the network)."""
+        pi, vf = split_arch(net_arch)
+        check_encoder(encoder, attention_heads, attention_layers, (pi[0], vf[0]))
+        self.encoder = encoder
+        self.attention_heads = attention_heads
+        self.attention_layers = attention_layers
+
+    def _encoder_kwargs(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder,
+            "attention_heads": self.attention_heads,
+            "attention_layers": self.attention_layers,
+        }
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = PerItemNetwork(
@@ -221,7 +370,14 @@ class _PerItemMixin:
             self.net_arch,  # type: ignore[attr-defined]
             self.activation_fn,  # type: ignore[attr-defined]
             context_dim=self.context_dim,
+            **self._encoder_kwargs(),
         )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        """SB3's, plus the encoder settings, so that ``policy.save`` / ``load`` rebuild the same network."""
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.update(self._encoder_kwargs())
+        return data
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)  # type: ignore[misc]
@@ -255,10 +411,14 @@ class _PerItemInit(_PerItemMixin):
         lr_schedule: Schedule,
         net_arch: list[int] | dict[str, list[int]] | None = None,
         activation_fn: type[nn.Module] | str = nn.Tanh,
+        encoder: str = "pool",
+        attention_heads: int = DEFAULT_ATTENTION_HEADS,
+        attention_layers: int = DEFAULT_ATTENTION_LAYERS,
         **kwargs: Any,
     ) -> None:
         _check_space(observation_space, action_space)
         _check_extractor(kwargs)
+        self._set_encoder(encoder, attention_heads, attention_layers, net_arch)
         super().__init__(  # type: ignore[call-arg]
             observation_space,
             action_space,
@@ -280,8 +440,8 @@ class PerItemMaskablePolicy(_PerItemInit, MaskableActorCriticPolicy):
 class PerItemRecurrentPolicy(_PerItemMixin, RecurrentActorCriticPolicy):
     """Per-item policy for RecurrentPPO: LSTM memory over a slot-order-free summary, per-item scoring.
 
-    Each LSTM (actor, and critic unless shared) reads [pooled item embeddings, user features]
-    from its own :class:`PoolEncoder`; its output is appended to the observation and the per-item
+    Each LSTM (actor, and critic unless shared) reads the summary and user features of its own
+    encoder (of the policy's ``encoder`` kind); its output is appended to the observation and the per-item
     network uses it as context. A critic without any LSTM (``enable_critic_lstm=False`` and
     ``shared_lstm=False``) is not supported: SB3 would feed it a linear map of the flat
     observation, which has no per-item structure.
@@ -299,10 +459,14 @@ class PerItemRecurrentPolicy(_PerItemMixin, RecurrentActorCriticPolicy):
         shared_lstm: bool = False,
         enable_critic_lstm: bool = True,
         lstm_kwargs: dict[str, Any] | None = None,
+        encoder: str = "pool",
+        attention_heads: int = DEFAULT_ATTENTION_HEADS,
+        attention_layers: int = DEFAULT_ATTENTION_LAYERS,
         **kwargs: Any,
     ) -> None:
         obs_dim = _check_space(observation_space, action_space)
         _check_extractor(kwargs)
+        self._set_encoder(encoder, attention_heads, attention_layers, net_arch)
         if not (shared_lstm or enable_critic_lstm):
             raise ConfigError(
                 "PerItemRecurrentPolicy needs an LSTM for the critic: set enable_critic_lstm=True "
@@ -326,13 +490,14 @@ class PerItemRecurrentPolicy(_PerItemMixin, RecurrentActorCriticPolicy):
         # Replace SB3's LSTMs over the flat observation by LSTMs over the pooled summary.
         pi, vf = split_arch(net_arch)
         k = num_slots(obs_dim)
-        self.actor_summary = PoolEncoder(k, pi[0], activation)
+        attention = {"attention_heads": attention_heads, "attention_layers": attention_layers}
+        self.actor_summary = make_encoder(encoder, k, pi[0], activation, **attention)
         self.lstm_actor = nn.LSTM(
             self.actor_summary.summary_dim, lstm_hidden_size, num_layers=n_lstm_layers, **self.lstm_kwargs
         )
-        self.critic_summary: PoolEncoder | None = None
+        self.critic_summary: PoolEncoder | AttentionEncoder | None = None
         if self.lstm_critic is not None:
-            self.critic_summary = PoolEncoder(k, vf[0], activation)
+            self.critic_summary = make_encoder(encoder, k, vf[0], activation, **attention)
             self.lstm_critic = nn.LSTM(
                 self.critic_summary.summary_dim,
                 lstm_hidden_size,

@@ -34,6 +34,12 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecNormalize
 from stable_baselines3.dqn.policies import DQNPolicy
 
+from agents.per_item_policy import (
+    DEFAULT_ATTENTION_HEADS,
+    DEFAULT_ATTENTION_LAYERS,
+    check_encoder,
+    split_arch,
+)
 from agents.policy import SHOW, as_batch, num_slots
 from agents.wrappers import DECISION_OBS_SIZE, action_masks, one_at_a_time_predict
 from decay_model.errors import ArtifactError, ConfigError
@@ -133,8 +139,9 @@ def hyperparams_from_entry(algo: str, env: str, entry: dict[str, Any], source: s
 
     Raises:
         ConfigError: a missing key, policy_kwargs as a string (RL Zoo evaluates Python there;
-            decaygym-train reads mappings only), a schedule given as a string, or an RL Zoo
-            feature decaygym-train does not implement.
+            decaygym-train reads mappings only), per-item encoder settings (``encoder``,
+            ``attention_heads``, ``attention_layers``) the per-item policy would refuse, a
+            schedule given as a string, or an RL Zoo feature decaygym-train does not implement.
     """
     where = f"{source} [{env}]"
     if algo not in ALGOS:
@@ -148,6 +155,7 @@ def hyperparams_from_entry(algo: str, env: str, entry: dict[str, Any], source: s
         raise ConfigError(
             f"{where}: write policy_kwargs as a YAML mapping, not {type(policy_kwargs).__name__}"
         )
+    _check_encoder_kwargs(policy_kwargs, where)
     strings = [k for k, v in raw.items() if k not in ZOO_KEYS and isinstance(v, str)]
     if strings:
         raise ConfigError(
@@ -178,6 +186,22 @@ def hyperparams_from_entry(algo: str, env: str, entry: dict[str, Any], source: s
         algo_kwargs=algo_kwargs,
         raw=raw,
     )
+
+
+def _check_encoder_kwargs(policy_kwargs: dict[str, Any], where: str) -> None:
+    """The per-item policy's checks of its encoder settings, at load time rather than at training."""
+    if not any(k in policy_kwargs for k in ("encoder", "attention_heads", "attention_layers")):
+        return
+    try:
+        pi, vf = split_arch(policy_kwargs.get("net_arch"))
+        check_encoder(
+            policy_kwargs.get("encoder", "pool"),
+            policy_kwargs.get("attention_heads", DEFAULT_ATTENTION_HEADS),
+            policy_kwargs.get("attention_layers", DEFAULT_ATTENTION_LAYERS),
+            (pi[0], vf[0]),
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: policy_kwargs {exc}") from None
 
 
 def _run_config(model_file: Path) -> tuple[Path | None, dict[str, Any] | None]:

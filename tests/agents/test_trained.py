@@ -11,7 +11,12 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 import envs
 from agents.evaluation import evaluate
-from agents.per_item_policy import PerItemActorCriticPolicy, PerItemMaskablePolicy, PerItemRecurrentPolicy
+from agents.per_item_policy import (
+    AttentionEncoder,
+    PerItemActorCriticPolicy,
+    PerItemMaskablePolicy,
+    PerItemRecurrentPolicy,
+)
 from agents.policy import Policy
 from agents.sb3_vec_env import InterestDecaySB3VecEnv
 from agents.trained import ALGOS, ZOO_NAMES, algo_of_zip, env_id, load_hyperparams, load_policy
@@ -107,6 +112,55 @@ def test_bad_hyperparameter_files_raise(tmp_path):
     )
     with pytest.raises(ConfigError, match="YAML mapping"):
         load_hyperparams("ppo", "small", path)
+
+
+ATTENTION_ENTRY = """decaygym/InterestDecay-small-v1:
+  n_envs: 4
+  n_timesteps: 100
+  policy: agents.per_item_policy.{policy}
+  policy_kwargs:
+    net_arch: {{pi: [16, 16], vf: [16, 16]}}
+    encoder: {encoder}
+    attention_heads: {heads}
+    attention_layers: 1
+"""
+
+
+@pytest.mark.parametrize(
+    ("algo", "policy"),
+    [
+        ("ppo", "PerItemActorCriticPolicy"),
+        ("maskable_ppo", "PerItemMaskablePolicy"),
+        ("recurrent_ppo", "PerItemRecurrentPolicy"),
+    ],
+)
+def test_the_attention_encoder_is_chosen_in_the_yaml(algo, policy, tmp_path):
+    path = tmp_path / "h.yml"
+    path.write_text(ATTENTION_ENTRY.format(policy=policy, encoder="attention", heads=2))
+    params = load_hyperparams(algo, "small", path)
+    assert params.policy_kwargs["encoder"] == "attention"
+    model = ALGOS[algo](
+        params.policy_class(),
+        InterestDecaySB3VecEnv(params.n_envs, preset="small"),
+        policy_kwargs=params.policy_kwargs,
+        n_steps=4,
+        batch_size=16,
+        device="cpu",
+    )
+    assert isinstance(model.policy.mlp_extractor.actor_pool, AttentionEncoder)
+    path.write_text(ATTENTION_ENTRY.format(policy=policy, encoder="transformer", heads=2))
+    with pytest.raises(ConfigError, match="policy_kwargs encoder='transformer': unknown"):
+        load_hyperparams(algo, "small", path)
+    path.write_text(ATTENTION_ENTRY.format(policy=policy, encoder="attention", heads=3))
+    with pytest.raises(ConfigError, match="attention_heads=3 must divide"):
+        load_hyperparams(algo, "small", path)
+
+
+def test_the_packaged_entries_keep_the_pool_encoder():
+    # results measured with them stay reproducible: the attention encoder is opt-in
+    for algo in ALGOS:
+        for preset in envs.PRESETS:
+            assert load_hyperparams(algo, preset).policy_kwargs.get("encoder", "pool") == "pool"
 
 
 @pytest.mark.parametrize("algo", list(ALGOS))
