@@ -14,7 +14,8 @@ read from ``--tuned``. The tuned threshold rule (the baseline of every differenc
 (the reference of the gap share) are always evaluated, added when not listed.
 
 Per policy: mean return, clicks, purchases, slots used and churn rate with 95 % bootstrap
-intervals over users; the paired difference to the tuned threshold rule; the share of the
+intervals over users; the paired difference to the tuned threshold rule (and to tuned threshold+
+when it is evaluated); the share of the
 threshold-to-oracle gap it closes ((policy - threshold) / (oracle - threshold), paired
 bootstrap); the lifecycle (share of show / reduce / retire by item age and by predicted
 interest) with intervals. Written to --out: ``table.md``, ``table.csv``, ``summary.json``,
@@ -45,6 +46,7 @@ from agents.evaluation import (
     REPORT_METRICS,
     compare_policies,
     evaluate,
+    paired_difference,
     summarize,
 )
 from agents.policy import Policy
@@ -69,7 +71,7 @@ from envs.config import PRESETS, SimConfig, get_preset
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
 from scripts.plots import pyplot, save_png
 
-THRESHOLD, ORACLE = "threshold", "oracle"
+THRESHOLD, THRESHOLD_PLUS, ORACLE = "threshold", "threshold_plus", "oracle"
 SHARES = ("share_show", "share_reduce", "share_retire")
 METRIC_TITLES = {
     "return": "return",
@@ -237,9 +239,13 @@ def table_frame(report: dict[str, dict[str, Any]]) -> pd.DataFrame:
         for metric in (*REPORT_METRICS, *SHARES):
             for key in ("mean", "ci_low", "ci_high"):
                 row[f"{metric}_{key}"] = r["metrics"][metric][key]
-        for metric in REPORT_METRICS:
-            for key in ("mean", "ci_low", "ci_high"):
-                row[f"diff_{metric}_vs_threshold_{key}"] = r["diff_vs_threshold"][metric][key]
+        for reference in ("threshold", "threshold_plus"):
+            diff = r.get(f"diff_vs_{reference}")
+            if diff is None:
+                continue
+            for metric in REPORT_METRICS:
+                for key in ("mean", "ci_low", "ci_high"):
+                    row[f"diff_{metric}_vs_{reference}_{key}"] = diff[metric][key]
         gap = r["gap_closed"] or {}
         for key in ("mean", "ci_low", "ci_high"):
             row[f"gap_closed_{key}"] = gap.get(key, float("nan"))
@@ -256,12 +262,24 @@ def lifecycle_cell(rows: list[dict[str, Any]], bucket: str) -> str:
     return "/".join(f"{mine[a]['share']:.2f}" for a in ("show", "reduce", "retire")) + f" (n={n})"
 
 
+def vs_plus(report: dict[str, dict[str, Any]]) -> bool:
+    """Whether the report holds paired differences to threshold+ (it was evaluated)."""
+    return THRESHOLD_PLUS in report
+
+
+def diff_cell(report: dict[str, dict[str, Any]], label: str, reference: str) -> str:
+    """The paired difference in mean return of ``label`` to ``reference`` (``-`` for the reference)."""
+    return "-" if label == reference else fmt_ci(report[label][f"diff_vs_{reference}"]["return"])
+
+
 def markdown_table(report: dict[str, dict[str, Any]], title: str) -> str:
     """``table.md``: the comparison and the lifecycle by item age, every number with its 95 % interval."""
+    plus = vs_plus(report)
     head = [
         "policy",
         *(METRIC_TITLES[m] for m in REPORT_METRICS),
         "return − threshold (paired)",
+        *(["return − threshold+ (paired)"] if plus else []),
         "gap closed",
         "show / reduce / retire",
     ]
@@ -271,7 +289,8 @@ def markdown_table(report: dict[str, dict[str, Any]], title: str) -> str:
         cells = [
             label,
             *(fmt_ci(m[metric]) for metric in REPORT_METRICS),
-            "-" if label == THRESHOLD else fmt_ci(r["diff_vs_threshold"]["return"]),
+            diff_cell(report, label, THRESHOLD),
+            *([diff_cell(report, label, THRESHOLD_PLUS)] if plus else []),
             fmt_ci(r["gap_closed"], 2) if label not in (THRESHOLD, ORACLE) else "-",
             "/".join(f"{m[s]['mean']:.2f}" for s in SHARES),
         ]
@@ -350,10 +369,12 @@ def print_table(report: dict[str, dict[str, Any]], title: str) -> None:
     """The comparison on stdout (a rich table)."""
     out = Console(width=max(190, console.width))
     table = Table(title=title)
+    plus = vs_plus(report)
     for col in (
         "policy",
         "return",
         "− threshold (paired)",
+        *(["− threshold+ (paired)"] if plus else []),
         "gap closed",
         "clicks",
         "purchases",
@@ -367,7 +388,8 @@ def print_table(report: dict[str, dict[str, Any]], title: str) -> None:
         table.add_row(
             label,
             fmt_ci(m["return"]),
-            "-" if label == THRESHOLD else fmt_ci(r["diff_vs_threshold"]["return"]),
+            diff_cell(report, label, THRESHOLD),
+            *([diff_cell(report, label, THRESHOLD_PLUS)] if plus else []),
             fmt_ci(r["gap_closed"], 2) if label not in (THRESHOLD, ORACLE) else "-",
             f"{m['clicks']['mean']:.2f}",
             f"{m['purchases']['mean']:.2f}",
@@ -434,6 +456,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.advance(task)
 
     report = compare_policies(records, threshold=THRESHOLD, oracle=ORACLE, n_boot=args.n_boot, seed=args.seed)
+    if THRESHOLD_PLUS in records:  # the rule with the agents' information: the bar a learned policy must pass
+        for label, rec in records.items():
+            diff = paired_difference(
+                rec, records[THRESHOLD_PLUS], metrics=REPORT_METRICS, n_boot=args.n_boot, seed=args.seed
+            )
+            report[label]["diff_vs_threshold_plus"] = diff.to_dict(orient="index")
     # the action shares (per-user means) are reported too, without paired differences
     for label, rec in records.items():
         shares = summarize(rec, metrics=SHARES, n_boot=args.n_boot, seed=args.seed)
