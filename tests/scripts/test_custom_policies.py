@@ -9,7 +9,7 @@ from agents.custom import CustomSpec, resolve
 from agents.policy import GreedyPolicy
 from decay_model.errors import ConfigError
 from envs.config import get_preset
-from scripts import evaluate
+from scripts import benchmark, evaluate
 
 GRID = ["--grid", "0.2,0.4", "0,0.1", "--max-unanswered", "none,3"]
 SMALL = ["--preset", "small", "--train-users", "16", "--eval-users", "24", "--n-boot", "100"]
@@ -167,3 +167,30 @@ def test_a_wrong_custom_policy_ends_with_one_line(spec, message, tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith("decaygym-evaluate: error:") and message in err and "\n" not in err
     assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_the_benchmark_tunes_and_reports_custom_rules(tmp_path):
+    out = tmp_path / "bench"
+    argv = ["--level", "smoke", "--preset", "small", "--out", str(out), "--policies", TUNED_SPEC, FIXED_SPEC]
+    with pytest.raises(ConfigError, match="no attribute 'Missing'"):  # before any training
+        benchmark.main([*argv, "custom_rules:Missing"])
+    assert not (out / "train").exists()
+    assert benchmark.main(argv) == 0
+    tuned = json.loads((out / "tuned.json").read_text())
+    assert list(tuned["custom"]) == [TUNED_SPEC] and tuned["custom"][TUNED_SPEC]["tuned"]["cutoff"] in (
+        0.6,
+        0.05,
+        0.3,
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tuned"]["custom"] == tuned["custom"]
+    assert summary["policies"]["Cutoff"]["spec"] == TUNED_SPEC
+    assert summary["policies"]["Cutoff"]["tuned_params"] == tuned["custom"][TUNED_SPEC]["tuned"]
+    rows = table_rows((out / "table.md").read_text())
+    for label in ("Cutoff", "Cutoff(cutoff=0.2)", "ppo_seed0"):
+        assert INTERVAL.match(rows[label]["return − threshold (paired)"]), rows[label]
+        assert INTERVAL.match(rows[label]["return − threshold+ (paired)"]), rows[label]
+    # the same rules again (written another way): tuning and evaluation are reused, not redone
+    stamps = [(out / p).stat().st_mtime_ns for p in ("tuned.json", "evaluate/summary.json")]
+    assert benchmark.main([*argv[:-1], 'custom_rules:Cutoff{"cutoff":0.2}']) == 0
+    assert [(out / p).stat().st_mtime_ns for p in ("tuned.json", "evaluate/summary.json")] == stamps
