@@ -6,7 +6,10 @@ also over ``max_unanswered`` and whether it retires bought items) on the same tr
 and each keeps the point with the highest mean return (ties: the first point in grid order,
 lowest show_above, then lowest retire_below). The tuned values are saved as JSON
 (:func:`save_tuned`) so that evaluation and the benchmark reuse them (:func:`load_tuned`,
-:func:`baseline`), and the whole grid is returned as a table.
+:func:`baseline`), and the whole grid is returned as a table. Rules of one's own that declare a
+``tuning_grid`` (``agents.custom``) are searched by the same :func:`grid_search` on the same
+users; their choices go in the JSON's ``custom`` section (policy spec -> grid, tuned parameters,
+training return).
 
 Seeds follow the project's one scheme (``agents.seeds``): the baselines are tuned on the
 training users of the root seed (:func:`tuning_seeds`) and compared on its held-out
@@ -216,20 +219,62 @@ def tune(
     tuned: dict[str, dict[str, Any]] = {}
     train_return: dict[str, float] = {}
     for family in families:
-        best: tuple[float, dict[str, Any]] | None = None
-        for params in grid.points(family):
-            rec = evaluate(
-                tuned_policy(family, params), preset=preset, seeds=seeds, num_users=batch, **overrides
-            )
-            means = rec[list(GRID_METRICS)].mean().to_dict()
-            rows.append({"family": family, **params, **means})
-            if best is None or means["return"] > best[0]:
-                best = (means["return"], params)
-            if on_point is not None:
-                on_point(family, params)
-        assert best is not None  # the grid is never empty (TuningGrid checks)
-        train_return[family], tuned[family] = float(best[0]), dict(best[1])
+        best, train_return[family], family_rows = grid_search(
+            lambda params, f=family: tuned_policy(f, params),
+            grid.points(family),
+            preset,
+            seeds,
+            batch=batch,
+            on_point=None if on_point is None else lambda params, f=family: on_point(f, params),
+            **overrides,
+        )
+        tuned[family] = best
+        rows += [{"family": family, **row} for row in family_rows]
     return TuningResult(preset, seeds, grid, tuned, train_return, pd.DataFrame(rows))
+
+
+def grid_search(
+    make: Callable[[dict[str, Any]], Policy],
+    points: Sequence[dict[str, Any]],
+    preset: str,
+    seeds: Sequence[int],
+    *,
+    batch: int = 2048,
+    on_point: Callable[[dict[str, Any]], None] | None = None,
+    **overrides: Any,
+) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
+    """Score ``make(params)`` at every point on the users ``seeds`` and keep the highest mean return.
+
+    The one search behind every tuned policy, the baselines' families and rules of one's own
+    (``agents.custom``) alike; ties go to the first point in ``points``.
+
+    Args:
+        make: builds the policy of one parameter set.
+        points: the parameter sets, in grid order.
+        preset: simulator preset.
+        seeds: training user seeds.
+        batch: users stepped together.
+        on_point: called after each point with its parameters (e.g. to advance a progress bar).
+        **overrides: ``SimConfig`` field overrides, as for ``evaluate``.
+
+    Returns:
+        The best parameters, their mean return, and one row per point (its parameters and the
+        means of ``GRID_METRICS``).
+    """
+    if not points:
+        raise ConfigError("grid_search: no grid point to search")
+    rows: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, Any]] | None = None
+    for params in points:
+        rec = evaluate(make(params), preset=preset, seeds=seeds, num_users=batch, **overrides)
+        means = rec[list(GRID_METRICS)].mean().to_dict()
+        rows.append({**params, **means})
+        if best is None or means["return"] > best[0]:
+            best = (means["return"], params)
+        if on_point is not None:
+            on_point(params)
+    assert best is not None
+    return dict(best[1]), float(best[0]), rows
 
 
 def grid_size(grid: TuningGrid, families: Sequence[str] = TUNED_FAMILIES) -> int:
@@ -274,6 +319,13 @@ def load_tuned(path: Path | str, preset: str | None = None) -> dict[str, Any]:
         )
     for family, params in data["tuned"].items():
         tuned_policy(family, params)  # validates
+    custom = data.get("custom", {})
+    if not isinstance(custom, dict) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("tuned"), dict) for entry in custom.values()
+    ):
+        raise ConfigError(
+            f"tuned parameters {path}: 'custom' must map each policy spec to an object with 'tuned' params"
+        )
     return data
 
 

@@ -3,17 +3,20 @@ r"""The benchmark: tune the baselines, train agents over several seeds, evaluate
 Examples:
     python -m scripts.benchmark --level quick --out runs/benchmark_quick
     python -m scripts.benchmark --level full --preset default --algos ppo --out runs/benchmark_full
+    python -m scripts.benchmark --level quick --policies myrules:Cutoff --out runs/benchmark_mine
 
 One command, four stages, each written into the run folder (``--out``) before the next starts:
 
 1. ``tuned.json``: the threshold rule, threshold+ and the oracle tuned on the training users
-   of ``--seed`` (one grid for all: ``agents.tuning``).
+   of ``--seed`` (one grid for all: ``agents.tuning``), and every rule of ``--policies`` that
+   declares a ``tuning_grid`` (``agents.custom``) on the same users.
 2. ``train/<algo>_seed<k>/``: each agent trained for the level's budget with root seeds
    ``--seed`` + k, k < the level's number of training seeds (``decaygym-train``; the model
    with the best validation return is the one evaluated).
 3. ``tree_<run>/``: the first agent's best seed distilled into a shallow tree (``decaygym-explain``).
 4. ``evaluate/``: every policy on the same held-out evaluation users (``decaygym-evaluate``):
-   the baselines, each trained seed and the tree.
+   the baselines, each trained seed, the tree and the ``--policies`` (e.g. your own rules as
+   ``module.path:Name``).
 
 Then ``table.md`` / ``table.csv`` (the evaluation table, plus each agent's spread across
 training seeds apart from the intervals over users, and its paired difference to threshold+),
@@ -111,6 +114,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-seeds", type=int, help="override the level's number of training seeds")
     parser.add_argument("--eval-users", type=int, help="override the level's held-out users")
     parser.add_argument(
+        "--policies",
+        nargs="+",
+        default=[],
+        metavar="SPEC",
+        help="more policies evaluated beside the baselines, agents and tree, as decaygym-evaluate "
+        "--policies takes them: your own rules as module.path:Name or 'module.path:Name{\"k\": 1}' "
+        "(tuned in stage 1 when they declare a tuning_grid), other baselines by name, model files",
+    )
+    parser.add_argument(
         "--finished-only",
         action="store_true",
         help="train nothing: report the training runs already finished in --out (the missing seeds are "
@@ -136,6 +148,7 @@ def check_args(args: argparse.Namespace) -> Level:
     for name, value in changes.items():
         if value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    evaluate_script.check_specs(args.policies, get_preset(args.preset), args.seed)  # before any training
     return Level(**{**asdict(level), **changes})
 
 
@@ -144,14 +157,20 @@ def _done(path: Path) -> bool:
 
 
 def stage_tune(run_dir: Path, args: argparse.Namespace, level: Level) -> Path:
-    """Tune the baselines once (an evaluation of the tuned threshold on a few users writes tuned.json)."""
+    """Tune the baselines and the tunable ``--policies`` once (evaluating on a few users writes tuned.json).
+
+    A tuned.json without one of the tunable rules asked for now is tuned again (the same grid and
+    users give the baselines the same values).
+    """
     tuned = run_dir / "tuned.json"
-    if _done(tuned):
+    custom = evaluate_script.tunable_specs(args.policies)
+    if _done(tuned) and set(custom) <= set(json.loads(tuned.read_text()).get("custom", {})):
         return tuned
     scratch = run_dir / "tuning"
     evaluate_script.main(
         [
-            "--preset", args.preset, "--seed", str(args.seed), "--policies", "threshold", "threshold_plus",
+            "--preset", args.preset, "--seed", str(args.seed),
+            "--policies", "threshold", "threshold_plus", *custom,
             "--eval-users", "8", "--train-users", str(level.tuning_users), "--out", str(scratch),
             "--grid", level.show_above, level.retire_below, "--max-unanswered", level.max_unanswered,
         ]
@@ -218,7 +237,7 @@ def stage_evaluate(
     """Every policy on the same held-out users; returns the evaluation folder."""
     out = run_dir / "evaluate"
     models = [str(model_path(r)) for algo_runs in runs.values() for r in algo_runs]
-    wanted = [*BASELINE_POLICIES, *models, str(tree)]
+    wanted = [*BASELINE_POLICIES, *models, str(tree), *args.policies]
     if not _done(out / "summary.json") or not _evaluated(out / "summary.json", wanted):
         evaluate_script.main(
             [
@@ -230,11 +249,8 @@ def stage_evaluate(
 
 
 def _evaluated(summary_path: Path, wanted: list[str]) -> bool:
-    """Whether a finished evaluation covers every wanted policy (names, or model files by path)."""
-
-    def key(spec: str) -> str:
-        return spec if spec in BASELINE_POLICIES else str(Path(spec).resolve())
-
+    """Whether a finished evaluation covers every wanted policy (names, custom specs, model files by path)."""
+    key = evaluate_script.spec_key
     done = {key(v["spec"]) for v in json.loads(summary_path.read_text())["policies"].values()}
     return {key(spec) for spec in wanted} <= done
 
@@ -347,7 +363,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = make_run_dir(args.out, "benchmark", args.preset, args.seed)
     write_provenance(
         run_dir,
-        {"level": args.level, "budgets": asdict(level), "preset": args.preset, "algos": args.algos},
+        {
+            "level": args.level,
+            "budgets": asdict(level),
+            "preset": args.preset,
+            "algos": args.algos,
+            "policies": args.policies,
+        },
         args.seed,
         ["scripts.benchmark", *(argv or [])],
     )

@@ -1,10 +1,12 @@
-r"""Evaluate policies (baselines by name, trained models by path) on the same held-out simulated users.
+r"""Evaluate policies (baselines, trained models, rules of one's own) on the same held-out simulated users.
 
 Examples:
     python -m scripts.evaluate --preset default --policies threshold threshold_plus greedy random \
         always_show oracle --eval-users 2000 --out runs/eval_default
     python -m scripts.evaluate --preset default --policies runs/ppo/model.zip runs/explain_ppo/tree.json \
         --tuned runs/eval_default/tuned.json --out runs/eval_ppo
+    python -m scripts.evaluate --preset default --policies threshold_plus myrules:Cutoff \
+        'myrules:Cutoff{"cutoff": 0.3}' --out runs/eval_mine
 
 Protocol: every policy runs one episode for each of ``--eval-users`` held-out users, the same
 users for all (``agents.seeds``: the evaluation users of ``--seed``, disjoint from every training
@@ -13,8 +15,15 @@ are tuned first on the training users of ``--seed`` (one grid for all, highest m
 read from ``--tuned``. The tuned threshold rule (the baseline of every difference) and the oracle
 (the reference of the gap share) are always evaluated, added when not listed.
 
+Rules of one's own (``agents.custom``): ``module.path:Name`` or ``'module.path:Name{"k": v}'``
+names a class or factory function, called with the JSON's keyword arguments (and ``config=`` /
+``seed=`` when its signature has them); the result must have SB3's ``predict``. A ``Name`` with
+a ``tuning_grid`` is tuned with the baselines on the same training users (its choice goes to
+tuned.json's ``custom`` section) or read from ``--tuned``.
+
 Per policy: mean return, clicks, purchases, slots used and churn rate with 95 % bootstrap
-intervals over users; the paired difference to the tuned threshold rule; the share of the
+intervals over users; the paired difference to the tuned threshold rule (and to tuned threshold+
+when it is evaluated); the share of the
 threshold-to-oracle gap it closes ((policy - threshold) / (oracle - threshold), paired
 bootstrap); the lifecycle (share of show / reduce / retire by item age and by predicted
 interest) with intervals. Written to --out: ``table.md``, ``table.csv``, ``summary.json``,
@@ -38,6 +47,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents import seeds as seed_scheme
+from agents.custom import CustomSpec, is_custom_spec, resolve
 from agents.evaluation import (
     AGE_LABELS,
     AGE_TITLES,
@@ -45,6 +55,7 @@ from agents.evaluation import (
     REPORT_METRICS,
     compare_policies,
     evaluate,
+    paired_difference,
     summarize,
 )
 from agents.policy import Policy
@@ -59,7 +70,6 @@ from agents.tuning import (
     evaluation_seeds,
     grid_size,
     load_tuned,
-    save_tuned,
     tune,
     tuning_seeds,
 )
@@ -69,7 +79,7 @@ from envs.config import PRESETS, SimConfig, get_preset
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
 from scripts.plots import pyplot, save_png
 
-THRESHOLD, ORACLE = "threshold", "oracle"
+THRESHOLD, THRESHOLD_PLUS, ORACLE = "threshold", "threshold_plus", "oracle"
 SHARES = ("share_show", "share_reduce", "share_retire")
 METRIC_TITLES = {
     "return": "return",
@@ -111,9 +121,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--policies",
         nargs="+",
         default=["threshold", "threshold_plus", "greedy", "random", "always_show", "oracle"],
-        metavar="NAME_OR_PATH",
-        help=f"baselines by name ({', '.join(BASELINES)}) and/or paths to trained models "
-        "(agents.trained.load_policy) or distilled trees (tree.json of decaygym-explain); "
+        metavar="SPEC",
+        help=f"baselines by name ({', '.join(BASELINES)}), paths to trained models "
+        "(agents.trained.load_policy) or distilled trees (tree.json of decaygym-explain), and/or your "
+        "own rules as module.path:Name or 'module.path:Name{\"cutoff\": 0.4}' (a class or factory "
+        "function called with the JSON's keyword arguments, plus config=/seed= when its signature has "
+        "them, returning an object with SB3's predict; its tuning_grid, if any, is tuned with the "
+        "baselines; the module must be importable, e.g. PYTHONPATH=.); "
         "threshold and oracle are added when missing",
     )
     parser.add_argument("--preset", default="default", help=f"simulator preset: {', '.join(PRESETS)}")
@@ -154,66 +168,159 @@ def trained_policy(path: Path, preset: str) -> Policy:
     return load_policy(path, preset)
 
 
+def is_custom(spec: str) -> bool:
+    """Whether ``spec`` names a rule of one's own (``module.path:Name``) rather than a baseline or a file."""
+    return spec not in BASELINES and not Path(spec).exists() and is_custom_spec(spec)
+
+
+def spec_key(spec: str) -> str:
+    """What identifies a policy across runs: baseline name, canonical custom spec, or resolved path."""
+    if spec in BASELINES:
+        return spec
+    if is_custom(spec):
+        return CustomSpec.parse(spec).canonical
+    return str(Path(spec).resolve())
+
+
 def policy_label(spec: str, taken: set[str]) -> str:
-    """A short unique label: the baseline name, or the model's file (or folder) name."""
+    """A short unique label: the baseline name, the rule's name, or the model's file (or folder) name.
+
+    Baseline names are kept for the baselines, so a model in a folder called ``threshold`` never
+    takes the label the differences are computed against.
+    """
     if spec in BASELINES:
         label = spec
+    elif is_custom(spec):
+        label = CustomSpec.parse(spec).label
     else:
         path = Path(spec)
         label = path.parent.name if path.name in ("model.zip", "tree.json", "best_model.zip") else path.stem
         label = label or str(path)
     base, i = label, 2
-    while label in taken:
+    while label in taken or (spec not in BASELINES and label in BASELINES):
         label, i = f"{base}#{i}", i + 1
     return label
 
 
-def check_specs(specs: Sequence[str]) -> None:
-    """Every spec is a baseline name or an existing path; ConfigError naming the first that is not."""
+def check_specs(specs: Sequence[str], config: SimConfig | None = None, seed: int = 0) -> None:
+    """Every spec is a baseline, an existing path or a custom spec; ConfigError naming the first that is not.
+
+    Custom specs are imported, and with ``config`` also built once and checked to be policies, so
+    that a wrong one fails before any tuning or training.
+    """
     for spec in specs:
         if spec in BASELINES or Path(spec).exists():
             continue
-        if "/" in spec or "\\" in spec or Path(spec).suffix:
+        if is_custom_spec(spec):
+            factory = resolve(spec)
+            if config is not None:
+                factory.build(config, seed, factory.points()[0] if factory.tunable else None)
+            continue
+        if "/" in spec or "\\" in spec:
+            raise ConfigError(f"model file {spec} not found")
+        if ":" in spec:
+            CustomSpec.parse(spec)  # not of the form: says which form is expected
+        if Path(spec).suffix:
             raise ConfigError(f"model file {spec} not found")
         raise ConfigError(
-            f"unknown policy {spec!r}: not a baseline ({', '.join(BASELINES)}) nor a model path"
+            f"unknown policy {spec!r}: not a baseline ({', '.join(BASELINES)}), a model path, "
+            "nor module.path:Name"
         )
 
 
 def make_policy(
-    spec: str, preset: str, config: SimConfig, tuned: dict[str, dict[str, Any]] | None, seed: int
+    spec: str,
+    preset: str,
+    config: SimConfig,
+    tuned: dict[str, dict[str, Any]] | None,
+    seed: int,
+    custom_tuned: dict[str, dict[str, Any]] | None = None,
 ) -> Policy:
-    """A baseline by name, a distilled tree (tree.json) or a trained model by path."""
+    """A baseline by name, a rule of one's own by spec, a distilled tree (tree.json) or a model by path.
+
+    ``custom_tuned`` is tuned.json's ``custom`` section: a rule with a tuning grid is built with
+    the parameters chosen there (with none recorded, with the spec's arguments only).
+    """
     if spec in BASELINES:
         return baseline(spec, config, tuned, seed)
+    if is_custom(spec):
+        factory = resolve(spec)
+        chosen = (custom_tuned or {}).get(factory.spec.canonical, {}).get("tuned")
+        return factory.build(config, seed, chosen if factory.tunable else None)
     if is_tree_file(spec):
         return TreePolicy.load(spec, config)
     return trained_policy(Path(spec), preset)
 
 
+def tunable_specs(specs: Sequence[str]) -> list[str]:
+    """The custom specs whose rule declares a tuning grid (canonical form)."""
+    out = []
+    for spec in specs:
+        if is_custom(spec):
+            factory = resolve(spec)
+            if factory.tunable:
+                out.append(factory.spec.canonical)
+    return out
+
+
+def read_tuned(path: str, preset: str, needed: list[str], custom: list[str]) -> dict[str, Any]:
+    """The ``--tuned`` file; ConfigError unless it holds every family in ``needed`` and spec in ``custom``."""
+    data = load_tuned(path, preset)
+    missing = [f for f in needed if f not in data["tuned"]]
+    missing += [c for c in custom if c not in data.get("custom", {})]
+    if missing:
+        raise ConfigError(
+            f"--tuned {path}: no tuned parameters for {', '.join(missing)} "
+            "(leave out --tuned to tune them here)"
+        )
+    return data
+
+
 def get_tuned(
-    args: argparse.Namespace, needed: list[str], run_dir: Path, bar: Any
+    args: argparse.Namespace, needed: list[str], custom: list[str], run_dir: Path, bar: Any
 ) -> tuple[dict[str, Any], str]:
-    """The tuned parameters (family -> params): read from ``--tuned`` or tuned now and saved in the run."""
+    """The tuned parameters: read from ``--tuned`` or tuned now and saved in the run.
+
+    ``needed`` are the baseline families, ``custom`` the tunable custom specs (canonical); they
+    go to the ``tuned`` and ``custom`` sections of tuned.json.
+    """
     if args.tuned:
-        data = load_tuned(args.tuned, args.preset)
-        missing = [f for f in needed if f not in data["tuned"]]
-        if missing:
-            raise ConfigError(f"--tuned {args.tuned}: no tuned parameters for {', '.join(missing)}")
-        return data, str(args.tuned)
+        return read_tuned(args.tuned, args.preset, needed, custom), str(args.tuned)
     grid = TuningGrid(_floats(args.grid[0]), _floats(args.grid[1]), _max_unanswered(args.max_unanswered))
-    task = bar.add_task("tuning on training users", total=grid_size(grid, needed))
-    result = tune(
-        args.preset,
-        tuning_seeds(args.seed, args.train_users),
-        families=needed,
-        grid=grid,
-        batch=args.batch,
-        on_point=lambda *_: bar.advance(task),
-    )
-    save_tuned(run_dir / "tuned.json", result)
-    atomic_write_bytes(run_dir / "tuning_grid.csv", result.table.to_csv(index=False).encode())
-    return result.to_dict(), "tuned in this run (tuned.json, tuning_grid.csv)"
+    factories = [resolve(spec) for spec in custom]
+    total = grid_size(grid, needed) + sum(len(f.points()) for f in factories)
+    task = bar.add_task("tuning on training users", total=total)
+    seeds = tuning_seeds(args.seed, args.train_users)
+
+    def advance(*_: Any) -> None:
+        bar.advance(task)
+
+    result = tune(args.preset, seeds, families=needed, grid=grid, batch=args.batch, on_point=advance)
+    data = result.to_dict()
+    tables = [result.table]
+    if factories:
+        config = get_preset(args.preset)
+        data["custom"] = {}
+        for factory in factories:
+            entry, rows = factory.tune(
+                config, args.preset, seeds, seed=args.seed, batch=args.batch, on_point=advance
+            )
+            data["custom"][factory.spec.canonical] = entry
+            tables.append(pd.DataFrame(rows))
+    atomic_write_json(run_dir / "tuned.json", data)
+    table = pd.concat(tables, ignore_index=True)
+    atomic_write_bytes(run_dir / "tuning_grid.csv", table.to_csv(index=False).encode())
+    return data, "tuned in this run (tuned.json, tuning_grid.csv)"
+
+
+def custom_params(spec: str, tuned: dict[str, Any]) -> dict[str, Any]:
+    """For a rule of one's own, the keyword arguments it was built with (the spec's, then the tuned ones)."""
+    if not is_custom(spec):
+        return {}
+    factory = resolve(spec)
+    entry = tuned.get("custom", {}).get(factory.spec.canonical, {})
+    chosen = entry.get("tuned", {}) if factory.tunable else {}
+    return {"params": {**factory.spec.kwargs, **chosen}, "tuned_params": chosen or None}
 
 
 def write_records(run_dir: Path, records: dict[str, pd.DataFrame]) -> None:
@@ -237,9 +344,13 @@ def table_frame(report: dict[str, dict[str, Any]]) -> pd.DataFrame:
         for metric in (*REPORT_METRICS, *SHARES):
             for key in ("mean", "ci_low", "ci_high"):
                 row[f"{metric}_{key}"] = r["metrics"][metric][key]
-        for metric in REPORT_METRICS:
-            for key in ("mean", "ci_low", "ci_high"):
-                row[f"diff_{metric}_vs_threshold_{key}"] = r["diff_vs_threshold"][metric][key]
+        for reference in ("threshold", "threshold_plus"):
+            diff = r.get(f"diff_vs_{reference}")
+            if diff is None:
+                continue
+            for metric in REPORT_METRICS:
+                for key in ("mean", "ci_low", "ci_high"):
+                    row[f"diff_{metric}_vs_{reference}_{key}"] = diff[metric][key]
         gap = r["gap_closed"] or {}
         for key in ("mean", "ci_low", "ci_high"):
             row[f"gap_closed_{key}"] = gap.get(key, float("nan"))
@@ -256,12 +367,24 @@ def lifecycle_cell(rows: list[dict[str, Any]], bucket: str) -> str:
     return "/".join(f"{mine[a]['share']:.2f}" for a in ("show", "reduce", "retire")) + f" (n={n})"
 
 
+def vs_plus(report: dict[str, dict[str, Any]]) -> bool:
+    """Whether the report holds paired differences to threshold+ (it was evaluated)."""
+    return THRESHOLD_PLUS in report
+
+
+def diff_cell(report: dict[str, dict[str, Any]], label: str, reference: str) -> str:
+    """The paired difference in mean return of ``label`` to ``reference`` (``-`` for the reference)."""
+    return "-" if label == reference else fmt_ci(report[label][f"diff_vs_{reference}"]["return"])
+
+
 def markdown_table(report: dict[str, dict[str, Any]], title: str) -> str:
     """``table.md``: the comparison and the lifecycle by item age, every number with its 95 % interval."""
+    plus = vs_plus(report)
     head = [
         "policy",
         *(METRIC_TITLES[m] for m in REPORT_METRICS),
         "return − threshold (paired)",
+        *(["return − threshold+ (paired)"] if plus else []),
         "gap closed",
         "show / reduce / retire",
     ]
@@ -271,7 +394,8 @@ def markdown_table(report: dict[str, dict[str, Any]], title: str) -> str:
         cells = [
             label,
             *(fmt_ci(m[metric]) for metric in REPORT_METRICS),
-            "-" if label == THRESHOLD else fmt_ci(r["diff_vs_threshold"]["return"]),
+            diff_cell(report, label, THRESHOLD),
+            *([diff_cell(report, label, THRESHOLD_PLUS)] if plus else []),
             fmt_ci(r["gap_closed"], 2) if label not in (THRESHOLD, ORACLE) else "-",
             "/".join(f"{m[s]['mean']:.2f}" for s in SHARES),
         ]
@@ -350,10 +474,12 @@ def print_table(report: dict[str, dict[str, Any]], title: str) -> None:
     """The comparison on stdout (a rich table)."""
     out = Console(width=max(190, console.width))
     table = Table(title=title)
+    plus = vs_plus(report)
     for col in (
         "policy",
         "return",
         "− threshold (paired)",
+        *(["− threshold+ (paired)"] if plus else []),
         "gap closed",
         "clicks",
         "purchases",
@@ -367,7 +493,8 @@ def print_table(report: dict[str, dict[str, Any]], title: str) -> None:
         table.add_row(
             label,
             fmt_ci(m["return"]),
-            "-" if label == THRESHOLD else fmt_ci(r["diff_vs_threshold"]["return"]),
+            diff_cell(report, label, THRESHOLD),
+            *([diff_cell(report, label, THRESHOLD_PLUS)] if plus else []),
             fmt_ci(r["gap_closed"], 2) if label not in (THRESHOLD, ORACLE) else "-",
             f"{m['clicks']['mean']:.2f}",
             f"{m['purchases']['mean']:.2f}",
@@ -385,15 +512,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     config = get_preset(args.preset)
-    specs = list(dict.fromkeys(args.policies))
-    check_specs(specs)
+    check_specs(args.policies, config, args.seed)
+    # one entry per policy; custom specs in their canonical form, so that runs record and match them
+    canonical = {spec_key(spec): spec_key(spec) if is_custom(spec) else spec for spec in args.policies}
+    specs = list(canonical.values())
     added = [name for name in (THRESHOLD, ORACLE) if name not in specs]
     specs += added
     needed = [f for f in ("threshold", "threshold_plus", "oracle") if f in specs]
+    custom = tunable_specs(specs)
     eval_seeds = evaluation_seeds(args.seed, args.eval_users)
     train_range = seed_scheme.train_users(args.seed, args.train_users)
     if args.tuned:
-        load_tuned(args.tuned, args.preset)  # a bad file fails before any work
+        read_tuned(args.tuned, args.preset, needed, custom)  # a bad file fails before any work
     run_dir = make_run_dir(args.out, "evaluate", args.preset, args.seed)
     write_provenance(
         run_dir,
@@ -418,11 +548,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     records: dict[str, pd.DataFrame] = {}
     labels: dict[str, str] = {}
     with progress() as bar:
-        tuned_data, tuned_source = get_tuned(args, needed, run_dir, bar)
+        tuned_data, tuned_source = get_tuned(args, needed, custom, run_dir, bar)
         policies = {}
         for spec in specs:
             label = policy_label(spec, set(policies))
-            policies[label] = make_policy(spec, args.preset, config, tuned_data["tuned"], args.seed)
+            policies[label] = make_policy(
+                spec, args.preset, config, tuned_data["tuned"], args.seed, tuned_data.get("custom")
+            )
             labels[label] = spec
         task = bar.add_task("held-out users", total=len(policies))
         for label, policy in policies.items():
@@ -434,6 +566,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.advance(task)
 
     report = compare_policies(records, threshold=THRESHOLD, oracle=ORACLE, n_boot=args.n_boot, seed=args.seed)
+    if THRESHOLD_PLUS in records:  # the rule with the agents' information: the bar a learned policy must pass
+        for label, rec in records.items():
+            diff = paired_difference(
+                rec, records[THRESHOLD_PLUS], metrics=REPORT_METRICS, n_boot=args.n_boot, seed=args.seed
+            )
+            report[label]["diff_vs_threshold_plus"] = diff.to_dict(orient="index")
     # the action shares (per-user means) are reported too, without paired differences
     for label, rec in records.items():
         shares = summarize(rec, metrics=SHARES, n_boot=args.n_boot, seed=args.seed)
@@ -459,7 +597,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "confidence": 0.95,
             "n_boot": args.n_boot,
             "policies": {
-                label: {"spec": labels[label], "policy": repr(policies[label]), **r}
+                label: {
+                    "spec": labels[label],
+                    "policy": repr(policies[label]),
+                    **custom_params(labels[label], tuned_data),
+                    **r,
+                }
                 for label, r in report.items()
             },
             "notes": [
@@ -476,9 +619,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot_lifecycle(run_dir / "lifecycle_interest.png", report, "interest")
 
     print_table(report, title)
+    chosen = {
+        **tuned_data["tuned"],
+        **{spec: entry["tuned"] for spec, entry in tuned_data.get("custom", {}).items() if spec in specs},
+    }
     tuned_line = "; ".join(
-        f"{family}: " + ", ".join(f"{k}={v}" for k, v in params.items())
-        for family, params in tuned_data["tuned"].items()
+        f"{family}: " + ", ".join(f"{k}={v}" for k, v in params.items()) for family, params in chosen.items()
     )
     Console(width=max(150, console.width)).print(f"tuned ({tuned_source}): {tuned_line}")
     print(f"written to {run_dir}")

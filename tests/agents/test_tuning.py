@@ -20,6 +20,7 @@ from agents.tuning import (
     TuningGrid,
     baseline,
     evaluation_seeds,
+    grid_search,
     grid_size,
     load_tuned,
     save_tuned,
@@ -64,6 +65,17 @@ def test_tune_keeps_the_best_point_of_each_family(result):
     assert rec["return"].mean() == pytest.approx(result.train_return["threshold"])
     assert set(result.policies()) == set(TUNED_FAMILIES)
     assert isinstance(result.policies()["oracle"], OraclePolicy)
+
+
+def test_grid_search_keeps_the_first_of_equal_points():
+    seen = []
+    best, ret, rows = grid_search(
+        lambda params: AlwaysShow(), [{"k": 2}, {"k": 1}], "small", SEEDS[:4], batch=4, on_point=seen.append
+    )
+    assert best == {"k": 2} and seen == [{"k": 2}, {"k": 1}]
+    assert [r["k"] for r in rows] == [2, 1] and rows[0]["return"] == rows[1]["return"] == ret
+    with pytest.raises(ConfigError, match="no grid point"):
+        grid_search(lambda params: AlwaysShow(), [], "small", SEEDS[:4])
 
 
 def test_tuning_and_evaluation_users_never_overlap():

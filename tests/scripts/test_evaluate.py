@@ -43,6 +43,7 @@ def test_evaluate_writes_the_run_folder(run, capsys):
     )
     md = (run / "table.md").read_text()
     assert "| threshold_plus |" in md and "gap closed" in md and "Lifecycle" in md
+    assert "return − threshold+ (paired)" in md and "diff_return_vs_threshold_plus_mean" in table.columns
 
 
 def test_summary_holds_intervals_differences_and_gap_shares(run):
@@ -56,6 +57,10 @@ def test_summary_holds_intervals_differences_and_gap_shares(run):
         assert set(p["metrics"]) >= {"return", "clicks", "purchases", "slots_used", "churned"}
         assert set(p["lifecycle"]) == {"age", "interest"}
     assert policies["threshold"]["diff_vs_threshold"]["return"]["mean"] == 0
+    assert policies["threshold_plus"]["diff_vs_threshold_plus"]["return"]["mean"] == 0
+    greedy = records[records["policy"] == "greedy"]["return"].mean()
+    plus = records[records["policy"] == "threshold_plus"]["return"].mean()
+    assert policies["greedy"]["diff_vs_threshold_plus"]["return"]["mean"] == pytest.approx(greedy - plus)
     assert policies["threshold"]["gap_closed"]["mean"] == 0
     assert policies["oracle"]["gap_closed"]["mean"] == pytest.approx(1.0)
     assert policies["retire_everything"]["metrics"]["slots_used"]["mean"] == 0
