@@ -1,4 +1,4 @@
-"""How closely the simulator reproduces real users: the fidelity report (issue 4).
+"""How closely the simulator reproduces real users: the fidelity report.
 
 The real users of a log's test period are simulated from their own histories and
 compared with what they really did. One set of statistics is computed, by the same
@@ -99,9 +99,9 @@ HORIZONS_H: tuple[float, ...] = (1.0, 24.0, 72.0)
 CURVE_HOURS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 24.0, 36.0, 48.0, 72.0)
 """Horizons of the re-engagement overlay plot, hours."""
 KS_TARGET = 0.1
-"""Issue 4's target for the KS distances (time between visits, events per user)."""
+"""The target for the KS distances (time between visits, events per user)."""
 REL_TARGET = 0.2
-"""Issue 4's target for the relative errors (purchase rate, re-engagement at 1, 24, 72 h)."""
+"""The target for the relative errors (purchase rate, re-engagement at 1, 24, 72 h)."""
 FIDELITY_SPLIT = TaskConfig(train_days=4.0, valid_days=1.0, test_days=4.0)
 """The fidelity script's default split: the last 4 days are compared (the 72 h point needs room)."""
 POLICIES: tuple[str, ...] = ("always_show", "refresh")

@@ -1,8 +1,8 @@
 """Throughput of this checkout against another one, measured side by side in one run.
 
 Examples:
-    git worktree add /tmp/before v0.1.0      # any other checkout of decaygym
-    python -m scripts.compare_throughput --against /tmp/before --rounds 3
+    git worktree add ../before v0.1.0      # any other checkout of decaygym
+    python -m scripts.compare_throughput --against ../before --rounds 3
 
 Each round runs ``python -m scripts.throughput`` (re-encoding row off) once in this checkout and
 once in the other, alternating, each in its own process and with its own package on the path,

@@ -1,4 +1,4 @@
-"""The fidelity report (issue 4): simulate a log's test-period users and compare with reality.
+"""The fidelity report: simulate a log's test-period users and compare with reality.
 
 Examples:
     python -m scripts.fidelity                                   # built-in synthetic log

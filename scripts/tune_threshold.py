@@ -97,7 +97,7 @@ def lifecycle_check(
     tuned_label: str,
     min_share: float = 0.01,
 ) -> dict[str, bool]:
-    """Issue 4's "the lifecycle is live" check on the held-out users.
+    """The "lifecycle is live" check on the held-out users.
 
     The tuned rule has show_above > retire_below and uses each action on at least ``min_share`` of
     the non-empty slots; each trivial policy is clearly worse: the upper end of the paired CI of
@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"shares show/reduce/retire {r['share_show']:.2f}/{r['share_reduce']:.2f}/{r['share_retire']:.2f}"
         )
     out.print(
-        "lifecycle check (issue 4): "
+        "lifecycle check: "
         + "; ".join(f"{k.replace('_', ' ')}: {'yes' if v else 'NO'}" for k, v in check.items())
     )
     out.print(f"written to {run_dir}")
