@@ -387,45 +387,49 @@ def _estimate(i, k, par, cats, flat_uc, slots):
 
 
 @njit(cache=True, inline="always")
-def _page(i, action, base_c, par, bias_table, cats, present, flat_uc, uid, slots, bias, score, group):
+def _page(i, action, base_c, par, bias_table, cats, present, flat_uc, uid, slots, bias, score, order):
     """Step 3: the page. Writes each slot's position bias into ``bias[i]`` (0: not displayed).
 
-    The policy decides exposure (group 0: show, group 1: reduce and won its draw); the platform
-    orders each group by its estimate (ties: the older candidate first), shown before reduced,
-    and cuts at M positions. Returns how many items are displayed.
+    The policy decides exposure (show, or reduce and won its draw); the platform orders the shown
+    candidates by its estimate (ties: the older candidate first), then the reduced ones likewise,
+    and cuts at M positions. ``score[i, k]`` gets each eligible candidate's estimate and
+    ``order[i, :n]`` the eligible slots, best first (an insertion sort: n <= K is small). Returns
+    how many items are displayed.
     """
     k_slots = present.shape[1]
     m = int(par[P_EXPOSURE_SLOTS])
-    n_show = 0
+    n = 0
     for k in range(k_slots):
-        group[i, k] = -1
         bias[i, k] = 0.0
         if not present[i, k]:
             continue
         a = action[i, k]
         if a == 0:
-            group[i, k] = 0
-            n_show += 1
+            shown = True
         elif a == 1 and _uniform(base_c, 3 * uid[i, k] + CAND_REDUCE) < par[P_REDUCE_DISPLAY_PROB]:
-            group[i, k] = 1
+            shown = False
         else:
             continue
-        score[i, k] = _estimate(i, k, par, cats, flat_uc, slots)
-    n_shown = 0
-    for k in range(k_slots):
-        g = group[i, k]
-        if g < 0:
-            continue
-        rank = 0
-        for k2 in range(k_slots):
-            if group[i, k2] == g and (
-                score[i, k2] > score[i, k] or (score[i, k2] == score[i, k] and uid[i, k2] < uid[i, k])
+        key = _estimate(i, k, par, cats, flat_uc, slots)
+        score[i, k] = key
+        # insertion into order[i, :n]: shown before reduced, then by estimate, then by id
+        j = n
+        while j > 0:
+            prev = order[i, j - 1]
+            prev_shown = action[i, prev] == 0
+            if prev_shown and not shown:
+                break
+            if prev_shown == shown and (
+                score[i, prev] > key or (score[i, prev] == key and uid[i, prev] < uid[i, k])
             ):
-                rank += 1
-        pos = rank + 1 + (n_show if g == 1 else 0)
-        if pos <= m:
-            bias[i, k] = bias_table[pos]  # 1 / log2(1 + position)
-            n_shown += 1
+                break
+            order[i, j] = prev
+            j -= 1
+        order[i, j] = k
+        n += 1
+    n_shown = min(n, m)
+    for p in range(n_shown):
+        bias[i, order[i, p]] = bias_table[p + 1]  # 1 / log2(1 + position)
     return n_shown
 
 
@@ -456,7 +460,7 @@ def _visit(
     Then the user's observation goes into ``obs[i]``, unless ``obs`` has no rows.
     """
     item_table, bias_table, crowd_table, share_cdf, cat_lam, cat_floor, gap_quantiles = tables
-    bias, score, group = work
+    bias, score, order = work
     ev, eb, xc, xe, xb = browsing
     k_slots = present.shape[1]
     per_cat = int(par[P_ITEMS_PER_CATEGORY])
@@ -497,7 +501,7 @@ def _visit(
 
     # 3. exposure: the page, ranked by the system's estimate
     n_shown = _page(
-        i, action, base_c, par, bias_table, cats, present, flat_uc, uid, slots, bias, score, group
+        i, action, base_c, par, bias_table, cats, present, flat_uc, uid, slots, bias, score, order
     )
 
     # 4. response, decided for the whole page before any interest moves; 6. the slot's counters
