@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from agents.evaluation import paired_difference
+from agents.statistics import hierarchical_bootstrap, holm_bootstrap, paired_hierarchical_bootstrap
 from agents.trained import ALGOS
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
@@ -281,14 +282,78 @@ def seed_spread(
                 }
             )
         means = np.array([s["return"]["mean"] for s in per_seed])
+        runs_records = {row["run"]: records[records["policy"] == row["label"]] for row in per_seed}
         out[algo] = {
             "seeds": per_seed,
+            "hierarchical": hierarchical_comparison(runs_records, records, int(summary["seed"])),
             "mean_over_seeds": float(means.mean()),
             "sd_over_seeds": float(means.std(ddof=1)) if len(means) > 1 else 0.0,
             "min_over_seeds": float(means.min()),
             "max_over_seeds": float(means.max()),
         }
     return out
+
+
+#: the rules an agent's training procedure is compared with over seeds and users (Holm-corrected)
+COMPARED_BASELINES = ("threshold", "threshold_plus")
+
+
+def hierarchical_comparison(
+    runs_records: dict[str, pd.DataFrame], records: pd.DataFrame, seed: int
+) -> dict[str, Any]:
+    """One agent over its training seeds and the held-out users (``agents.statistics``).
+
+    The mean return with a hierarchical-bootstrap interval (training seeds, then users), and the
+    paired difference to each rule of ``COMPARED_BASELINES`` that was evaluated, with two-sided
+    bootstrap p-values adjusted by Holm over those comparisons.
+    """
+    result: dict[str, Any] = {"return": hierarchical_bootstrap(runs_records, seed=seed).to_dict()}
+    diffs = {
+        name: paired_hierarchical_bootstrap(runs_records, records[records["policy"] == name], seed=seed)
+        for name in COMPARED_BASELINES
+        if (records["policy"] == name).any()
+    }
+    if diffs:
+        table = holm_bootstrap(diffs)
+        result["vs"] = {
+            name: {**diffs[name].to_dict(), **{k: table.loc[name, k] for k in ("p_value", "p_adjusted")},
+                   "rejected": bool(table.loc[name, "rejected"])}
+            for name in diffs
+        }  # fmt: skip
+    return result
+
+
+def hierarchical_markdown(spread: dict[str, dict[str, Any]]) -> str:
+    """Each agent's training procedure against the rules, over training seeds and users."""
+    names = [
+        n for n in COMPARED_BASELINES if any(n in s["hierarchical"].get("vs", {}) for s in spread.values())
+    ]
+    lines = [
+        "",
+        "## Agents over training seeds and users",
+        "",
+        "Hierarchical bootstrap (training seeds, then the shared held-out users; 95 % percentile "
+        "intervals): the mean return of the training procedure and its paired difference to each rule, "
+        "with the two-sided bootstrap p-value adjusted by Holm over these comparisons (* rejects "
+        '"no difference" at 5 %). With 5 seeds such intervals run a little narrow.',
+        "",
+        "| agent | seeds | return | " + " | ".join(f"− {n}" for n in names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+
+    def ci(d: dict[str, Any]) -> str:
+        return f"{d['mean']:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
+
+    for algo, s in spread.items():
+        h = s["hierarchical"]
+        cells = []
+        for n in names:
+            v = h.get("vs", {}).get(n)
+            cells.append(
+                "-" if v is None else f"{ci(v)} p={v['p_adjusted']:.3g}{' *' if v['rejected'] else ''}"
+            )
+        lines.append(f"| {algo} | {h['return']['n_seeds']} | {ci(h['return'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def spread_markdown(spread: dict[str, dict[str, Any]], threshold_return: float) -> str:
@@ -398,7 +463,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = pd.read_parquet(eval_dir / "records.parquet")
     spread = seed_spread(summary, records, runs)
     threshold_return = summary["policies"]["threshold"]["metrics"]["return"]["mean"]
-    table = (eval_dir / "table.md").read_text() + spread_markdown(spread, threshold_return)
+    table = (
+        (eval_dir / "table.md").read_text()
+        + spread_markdown(spread, threshold_return)
+        + hierarchical_markdown(spread)
+    )
     if any(missing.values()):
         table += f"\nTraining seeds not finished, left out of this report: {missing}\n"
     rules = tree.parent / "rules.txt"
@@ -428,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ],
         },
     )
-    console.print(spread_markdown(spread, threshold_return))
+    console.print(spread_markdown(spread, threshold_return) + hierarchical_markdown(spread))
     print(f"benchmark written to {run_dir}")
     return 0
 

@@ -23,6 +23,13 @@ def test_smoke_benchmark_writes_the_report_and_reuses_finished_stages(tmp_path, 
     agent = summary["agents"]["ppo"]
     assert len(agent["seeds"]) == 1 and agent["seeds"][0]["vs_threshold_plus"]["n"] == 100
     assert "Agents across training seeds" in (out / "table.md").read_text()
+    # over training seeds and users: the agent's mean, and its difference to each rule with Holm's p-values
+    hier = agent["hierarchical"]
+    assert hier["return"]["mean"] == pytest.approx(policies["ppo_seed0"]["metrics"]["return"]["mean"])
+    assert set(hier["vs"]) == {"threshold", "threshold_plus"}
+    for v in hier["vs"].values():
+        assert v["ci_low"] <= v["mean"] <= v["ci_high"] and v["p_value"] <= v["p_adjusted"] <= 1
+    assert "Agents over training seeds and users" in (out / "table.md").read_text()
     assert "tree_ppo_seed0" in policies
     assert "ppo_seed0 does, as a tree" in (out / "table.md").read_text()
     # a second run finds every stage done and only rewrites the report
