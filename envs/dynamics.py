@@ -438,8 +438,14 @@ class Simulator:
             k, w = self.config.num_slots, self.config.max_user_categories
             self._work = {
                 "out": np.zeros((n, state_layout.NUM_OUT), F32),
-                # per slot: position bias (0: not displayed) and estimate; the page's slots, best first
-                "work": (np.zeros((n, k), F32), np.zeros((n, k), np.float64), np.zeros((n, k), np.int64)),
+                # per slot: position bias (0: not displayed) and estimate; the page's slots, best
+                # first, and their true categories
+                "work": (
+                    np.zeros((n, k), F32),
+                    np.zeros((n, k), np.float64),
+                    np.zeros((n, k), np.int64),
+                    np.zeros((n, k), np.int64),
+                ),
                 "browsing": Browsing.allocate(n, w),
                 "no_obs": np.zeros((0, self.config.obs_size), F32),
             }

@@ -392,45 +392,49 @@ def _page(i, action, base_c, par, bias_table, cats, present, flat_uc, uid, slots
 
     The policy decides exposure (show, or reduce and won its draw); the platform orders the shown
     candidates by its estimate (ties: the older candidate first), then the reduced ones likewise,
-    and cuts at M positions. ``score[i, k]`` gets each eligible candidate's estimate and
-    ``order[i, :n]`` the eligible slots, best first (an insertion sort: n <= K is small). Returns
-    how many items are displayed.
+    and cuts at M positions. ``order[i, :n]`` gets the displayed slots, best first, and
+    ``score[i, k]`` each ranked candidate's estimate. The ranking keeps only the best M at any
+    time (an insertion into at most M entries), and the reduced candidates are not ranked at all
+    once the shown ones fill the page: their draws are keyed by the candidate, so skipping them
+    moves no other draw. Returns how many items are displayed.
     """
     k_slots = present.shape[1]
     m = int(par[P_EXPOSURE_SLOTS])
-    n = 0
     for k in range(k_slots):
         bias[i, k] = 0.0
-        if not present[i, k]:
-            continue
-        a = action[i, k]
-        if a == 0:
-            shown = True
-        elif a == 1 and _uniform(base_c, 3 * uid[i, k] + CAND_REDUCE) < par[P_REDUCE_DISPLAY_PROB]:
-            shown = False
-        else:
-            continue
-        key = _estimate(i, k, par, cats, flat_uc, slots)
-        score[i, k] = key
-        # insertion into order[i, :n]: shown before reduced, then by estimate, then by id
-        j = n
-        while j > 0:
-            prev = order[i, j - 1]
-            prev_shown = action[i, prev] == 0
-            if prev_shown and not shown:
+    n = 0
+    start = 0
+    for phase in range(2):  # 0: the shown candidates; 1: the reduced ones after them
+        if phase == 1:
+            if n >= m:
                 break
-            if prev_shown == shown and (
-                score[i, prev] > key or (score[i, prev] == key and uid[i, prev] < uid[i, k])
-            ):
-                break
-            order[i, j] = prev
-            j -= 1
-        order[i, j] = k
-        n += 1
-    n_shown = min(n, m)
-    for p in range(n_shown):
+            start = n
+        for k in range(k_slots):
+            if not present[i, k]:
+                continue
+            a = action[i, k]
+            if phase == 0:
+                if a != 0:
+                    continue
+            elif a != 1 or _uniform(base_c, 3 * uid[i, k] + CAND_REDUCE) >= par[P_REDUCE_DISPLAY_PROB]:
+                continue
+            key = _estimate(i, k, par, cats, flat_uc, slots)
+            score[i, k] = key
+            j = n  # its place among order[i, start:n]: by estimate, then by id
+            while j > start:
+                prev = order[i, j - 1]
+                if score[i, prev] > key or (score[i, prev] == key and uid[i, prev] < uid[i, k]):
+                    break
+                j -= 1
+            if j >= m:
+                continue  # below the cut
+            for q in range(min(n, m - 1), j, -1):
+                order[i, q] = order[i, q - 1]
+            order[i, j] = k
+            n = min(n + 1, m)
+    for p in range(n):
         bias[i, order[i, p]] = bias_table[p + 1]  # 1 / log2(1 + position)
-    return n_shown
+    return n
 
 
 @njit(cache=True, inline="always")
@@ -460,7 +464,7 @@ def _visit(
     Then the user's observation goes into ``obs[i]``, unless ``obs`` has no rows.
     """
     item_table, bias_table, crowd_table, share_cdf, cat_lam, cat_floor, gap_quantiles = tables
-    bias, score, order = work
+    bias, score, order, page_cat = work
     ev, eb, xc, xe, xb = browsing
     k_slots = present.shape[1]
     per_cat = int(par[P_ITEMS_PER_CATEGORY])
@@ -506,13 +510,15 @@ def _visit(
 
     # 4. response, decided for the whole page before any interest moves; 6. the slot's counters
     n_click, n_buy, value = 0, 0, 0.0
+    for p in range(n_shown):  # each displayed item's true category, once
+        page_cat[i, p] = item[i, order[i, p]] // per_cat
     for k in range(k_slots):
         if bias[i, k] == 0.0:
             continue
         item_cat = item[i, k] // per_cat
-        same = 0  # displayed items of the item's true category (a clicked one is marked negative)
-        for k2 in range(k_slots):
-            if bias[i, k2] != 0.0 and item[i, k2] // per_cat == item_cat:
+        same = 0  # displayed items of the item's true category
+        for p in range(n_shown):
+            if page_cat[i, p] == item_cat:
                 same += 1
         col = flat_uc[i, k] - i * width
         avail = 1.0 - slots[SAT, i, k]
