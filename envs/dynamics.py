@@ -432,6 +432,16 @@ class Simulator:
             browsing=detail if browsing else None,
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (checkpoints, subprocess envs) without the work arrays: they hold no state."""
+        state = self.__dict__.copy()
+        state["_work"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._work = None  # rebuilt by the kernels' own layout on the next step
+
     def _scratch(self, n: int) -> dict[str, Any]:
         """Work arrays for a batch of n users, kept between steps (fresh large arrays cost page faults)."""
         if self._work is None or self._work["out"].shape[0] != n:
