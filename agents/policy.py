@@ -30,8 +30,13 @@ from numpy.typing import NDArray
 from decay_model.errors import ConfigError
 from envs.config import SimConfig
 from envs.layout import (  # the observation's layout (feature-major blocks, then the user features)
+    AGE_BLOCK,
+    CLICKS_BLOCK,
     COUNT_SCALE,
     EMPTY_BLOCK,
+    EXPOSURES_BLOCK,
+    HOURS_SCALE,
+    HOURS_SINCE_ENGAGEMENT_BLOCK,
     NUM_ITEM_FEATURES,
     NUM_USER_FEATURES,
     PREDICTED_INTEREST_BLOCK,
@@ -306,6 +311,185 @@ class ThresholdPlusPolicy(ThresholdPolicy):
         return (
             f"ThresholdPlusPolicy(show_above={self.show_above!r}, retire_below={self.retire_below!r}, "
             f"max_unanswered={self.max_unanswered!r}, retire_purchased={self.retire_purchased!r})"
+        )
+
+
+class BestRulePolicy(ThresholdPlusPolicy):
+    """The strongest hand-written rule with the agents' information: threshold+ plus three mechanisms.
+
+    It reads the observation only (no hidden state) and two public constants of the simulator,
+    the estimate's prior strength α (``SimConfig.estimate_prior_clicks``) and the repurchase
+    cycle (``SimConfig.repurchase_cycle_h``); :meth:`from_config` takes them from a config. Per
+    non-empty slot, in this order:
+
+    1. **Upper-confidence signal** (``z``). The predicted interest p is the category estimate ×
+       a Gamma-Poisson click-through posterior mean (α + clicks) / (α + expected clicks), whose
+       relative spread is 1/√(α + clicks). The thresholds read s = p·(1 + z/√(α + clicks)), so
+       an item with little evidence is not retired for a low estimate that may be noise, while
+       one with many clicks is judged on its estimate (z = 0: the plain estimate).
+    2. **Deliberate tries** (``tries``). A candidate with fewer than ``tries`` exposures is
+       shown whatever its signal: fresh candidates arrive cold (their estimate is the category's
+       prior), so a rule that retires on the prior throws away items it never saw answered.
+       Being shown is not being displayed: the platform still ranks the page by p.
+    3. **After a purchase** (``rest_cycles``). None: retire the bought item for good (threshold+
+       with ``retire_purchased``). A number c >= 0: keep it, and reduce it (neither show nor
+       retire it) while fewer than c·``repurchase_cycle_h`` hours have passed since its
+       category's last engagement; after that the rule judges it like any other item (its
+       estimate already carries the remaining satiation, so c = 0 leaves it to the estimate
+       alone, which right after a purchase is about a tenth of what it was). A purchase
+       engages its category, so those hours are a lower bound of the hours since the purchase
+       (the observation has no purchase time): the rest lasts at least c cycles, longer if the
+       user engaged the category again since.
+    4. **Unanswered items** are retired after ``max_unanswered`` exposures without a click, as
+       in threshold+ (this overrides a try).
+    5. **Category de-duplication** (``dup_show_above``). Same-category items displayed together
+       crowd each other (``SimConfig.crowding`` per extra item), so of the shown items of one
+       category only the one the platform ranks first (highest p, then the older) stays shown;
+       the others are reduced unless their p is at least ``dup_show_above`` (then both clear the
+       bar, the first having the higher p). None: no de-duplication.
+
+    The observation has no category id. Two items are taken to be of one category when their
+    "hours since the category's last engagement" (block 1) are exactly equal, except that two
+    items never exposed (whose p is exactly their category's estimate, capped at 1) with
+    different p are of different categories. Limits: categories engaged at the same moment (the
+    same visit's browsing or clicks) share block 1 exactly and are merged (only never-exposed
+    pairs are told apart, by their estimates); all orphan items (of categories the user stopped
+    tracking) share one column and are merged, though their true categories differ (their
+    estimate is tiny, so the rule rarely shows them); a category the user dropped and picked up
+    again under another column would be split. Merging errs towards showing fewer duplicates.
+
+    Args:
+        show_above, retire_below, max_unanswered: as for :class:`ThresholdPlusPolicy`, with
+            the thresholds applied to the upper-confidence signal.
+        dup_show_above: a second item of a category is shown only at p >= this; None = off.
+        tries: show a candidate with fewer exposures than this whatever its signal (0 = off).
+        z: weight of the upper-confidence bonus (>= 0; 0 = the plain estimate).
+        rest_cycles: after a purchase, None = retire; c >= 0 = rest c repurchase cycles.
+        prior_clicks: α, the estimate's prior strength in clicks (> 0).
+        repurchase_cycle_h: the simulator's repurchase cycle, hours (> 0).
+
+    Raises:
+        ConfigError: a parameter out of range, named.
+    """
+
+    def __init__(
+        self,
+        show_above: float,
+        retire_below: float,
+        max_unanswered: int | None = None,
+        dup_show_above: float | None = None,
+        tries: int = 0,
+        z: float = 0.0,
+        rest_cycles: float | None = None,
+        prior_clicks: float = 1.0,
+        repurchase_cycle_h: float = 168.0,
+    ) -> None:
+        super().__init__(show_above, retire_below, max_unanswered, retire_purchased=rest_cycles is None)
+        name = type(self).__name__
+
+        def number(field: str, value: Any, low: float, strict: bool) -> float:
+            ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or value < low or (strict and value == low):
+                bound = f"> {low:g}" if strict else f">= {low:g}"
+                raise ConfigError(f"{name}.{field}={value!r}: must be a finite number {bound}")
+            return float(value)
+
+        if dup_show_above is not None:
+            number("dup_show_above", dup_show_above, 0.0, False)
+        if isinstance(tries, bool) or not isinstance(tries, int | np.integer) or tries < 0:
+            raise ConfigError(f"{name}.tries={tries!r}: must be an integer >= 0")
+        self.dup_show_above = None if dup_show_above is None else float(dup_show_above)
+        self.tries = int(tries)
+        self.z = number("z", z, 0.0, False)
+        self.rest_cycles = None if rest_cycles is None else number("rest_cycles", rest_cycles, 0.0, False)
+        self.prior_clicks = number("prior_clicks", prior_clicks, 0.0, True)
+        self.repurchase_cycle_h = number("repurchase_cycle_h", repurchase_cycle_h, 0.0, True)
+
+    @classmethod
+    def from_config(cls, config: SimConfig, **params: Any) -> BestRulePolicy:
+        """The rule with ``params`` and the public constants (α, repurchase cycle) of ``config``."""
+        return cls(
+            **params,
+            prior_clicks=config.estimate_prior_clicks,
+            repurchase_cycle_h=config.repurchase_cycle_h,
+        )
+
+    def signal(self, obs: NDArray[np.float32]) -> NDArray[np.floating]:
+        """The upper-confidence signal p·(1 + z/√(α + clicks)), shape (N, K)."""
+        p = block(obs, PREDICTED_INTEREST_BLOCK).astype(np.float64)
+        if self.z == 0.0:
+            return p
+        clicks = unsquash_count(block(obs, CLICKS_BLOCK))
+        return p * (1.0 + self.z / np.sqrt(self.prior_clicks + clicks))
+
+    def same_category(self, obs: NDArray[np.float32]) -> NDArray[np.bool_]:
+        """Whether slots j and k hold items of one category, as far as the observation tells: (N, K, K).
+
+        Equal block 1 (hours since the category's last engagement), both non-empty, and not two
+        never-exposed items with different estimates (see the class docstring for the limits).
+        """
+        hours = block(obs, HOURS_SINCE_ENGAGEMENT_BLOCK)
+        present = block(obs, EMPTY_BLOCK) <= 0.5
+        p = block(obs, PREDICTED_INTEREST_BLOCK)
+        cold = block(obs, EXPOSURES_BLOCK) == 0
+        same = (hours[:, :, None] == hours[:, None, :]) & present[:, :, None] & present[:, None, :]
+        told_apart = cold[:, :, None] & cold[:, None, :] & (p[:, :, None] != p[:, None, :])
+        return same & ~told_apart
+
+    def ranked_before(self, obs: NDArray[np.float32]) -> NDArray[np.bool_]:
+        """Whether the platform ranks slot j before slot k, (N, K, K) [i, j, k]: higher p, then older.
+
+        The platform breaks ties by arrival order; the observation's item age (then the slot)
+        stands in for it.
+        """
+        p = block(obs, PREDICTED_INTEREST_BLOCK)
+        age = block(obs, AGE_BLOCK)
+        k = p.shape[1]
+        lower_slot = np.arange(k)[:, None] < np.arange(k)[None, :]
+        pj, pk = p[:, :, None], p[:, None, :]
+        aj, ak = age[:, :, None], age[:, None, :]
+        return (pj > pk) | ((pj == pk) & ((aj > ak) | ((aj == ak) & lower_slot)))
+
+    def decide(self, obs: NDArray[np.float32]) -> NDArray[np.integer]:
+        """Signal thresholds, tries, purchases, unanswered items, then de-duplication (class docstring)."""
+        actions = threshold_actions(self.signal(obs), self.show_above, self.retire_below)
+        if self.tries:
+            actions = np.where(unsquash_count(block(obs, EXPOSURES_BLOCK)) < self.tries, SHOW, actions)
+        bought = block(obs, PURCHASES_BLOCK) > 0
+        if self.rest_cycles is None:
+            actions = np.where(bought, RETIRE, actions)
+        elif self.rest_cycles > 0:
+            hours = unsquash(block(obs, HOURS_SINCE_ENGAGEMENT_BLOCK), HOURS_SCALE)
+            resting = bought & (hours < self.rest_cycles * self.repurchase_cycle_h)
+            actions = np.where(resting, REDUCE, actions)  # not retired for its satiated estimate
+        if self.max_unanswered is not None:
+            ignored = unsquash_count(block(obs, UNANSWERED_BLOCK)) >= self.max_unanswered
+            actions = np.where(ignored, RETIRE, actions)
+        if self.dup_show_above is not None:
+            shown = actions == SHOW
+            ahead = shown[:, :, None] & self.same_category(obs) & self.ranked_before(obs)
+            crowded = ahead.any(axis=1)  # a shown item of the same category ranks before it
+            below_bar = block(obs, PREDICTED_INTEREST_BLOCK) < np.float32(self.dup_show_above)
+            actions = np.where(shown & crowded & below_bar, REDUCE, actions)
+        return actions
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tuned parameters, JSON-ready (the simulator's constants are not among them)."""
+        return {
+            "show_above": self.show_above,
+            "retire_below": self.retire_below,
+            "max_unanswered": self.max_unanswered,
+            "dup_show_above": self.dup_show_above,
+            "tries": self.tries,
+            "z": self.z,
+            "rest_cycles": self.rest_cycles,
+        }
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return (
+            f"BestRulePolicy({params}, prior_clicks={self.prior_clicks!r}, "
+            f"repurchase_cycle_h={self.repurchase_cycle_h!r})"
         )
 
 

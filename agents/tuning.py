@@ -4,7 +4,12 @@ Protocol (:func:`tune`): the threshold rule, threshold+ and the oracle are each 
 shared grid of (show_above, retire_below) pairs with retire_below <= show_above (threshold+
 also over ``max_unanswered`` and whether it retires bought items) on the same training users,
 and each keeps the point with the highest mean return (ties: the first point in grid order,
-lowest show_above, then lowest retire_below). The tuned values are saved as JSON
+lowest show_above, then lowest retire_below). The best rule (``BestRulePolicy``) starts from
+threshold+'s tuned point (the same rule with its extra mechanisms off) and searches one knob at
+a time (:func:`coordinate_search`): de-duplication, tries, the upper-confidence weight z, rest
+after a purchase, then max_unanswered, show_above and retire_below again; a value replaces the
+current one only if its mean return is strictly higher, so the best rule never does worse than
+threshold+ on the training users. The tuned values are saved as JSON
 (:func:`save_tuned`) so that evaluation and the benchmark reuse them (:func:`load_tuned`,
 :func:`baseline`), and the whole grid is returned as a table. Rules of one's own that declare a
 ``tuning_grid`` (``agents.custom``) are searched by the same :func:`grid_search` on the same
@@ -30,6 +35,7 @@ from agents import seeds as seed_scheme
 from agents.evaluation import evaluate
 from agents.policy import (
     AlwaysShow,
+    BestRulePolicy,
     GreedyPolicy,
     OraclePolicy,
     Policy,
@@ -41,18 +47,35 @@ from agents.policy import (
 )
 from decay_model.atomic import atomic_write_json
 from decay_model.errors import ConfigError
-from envs.config import SimConfig
+from envs.config import SimConfig, get_preset
+from envs.env import make_config
 
 DEFAULT_SHOW = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.7, 1.01)
 DEFAULT_RETIRE = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 1.01)
 DEFAULT_MAX_UNANSWERED: tuple[int | None, ...] = (None, 2, 3, 5, 8)
 DEFAULT_RETIRE_PURCHASED = (False, True)
-#: the families :func:`tune` knows, in the order they are tuned
-TUNED_FAMILIES = ("threshold", "threshold_plus", "oracle")
+DEFAULT_DUP_SHOW_ABOVE: tuple[float | None, ...] = (None, 0.2, 0.35, 0.5, 1.01)
+DEFAULT_TRIES = (0, 1, 2)
+DEFAULT_Z = (0.0, 0.5, 1.0, 2.0)
+DEFAULT_REST_CYCLES: tuple[float | None, ...] = (None, 0.0, 0.5, 1.0)
+#: the families :func:`tune` knows, in the order they are tuned (the best rule after threshold+,
+#: from whose tuned point it starts)
+TUNED_FAMILIES = ("threshold", "threshold_plus", "best_rule", "oracle")
+#: the best rule's knobs in the order :func:`coordinate_search` visits them
+BEST_RULE_AXES = (
+    "dup_show_above",
+    "tries",
+    "z",
+    "rest_cycles",
+    "max_unanswered",
+    "show_above",
+    "retire_below",
+)
 #: every baseline name :func:`baseline` builds
 BASELINES = (
     "threshold",
     "threshold_plus",
+    "best_rule",
     "oracle",
     "greedy",
     "random",
@@ -88,9 +111,17 @@ class TuningGrid:
     retire_purchased: tuple[bool, ...] = DEFAULT_RETIRE_PURCHASED
     """threshold+ only: whether bought items are retired (both by default, so threshold+ contains the
     plain rule and cannot do worse on the training users)."""
+    dup_show_above: tuple[float | None, ...] = DEFAULT_DUP_SHOW_ABOVE
+    """best rule: the bar a second item of one category must clear to be shown (None = no de-duplication)."""
+    tries: tuple[int, ...] = DEFAULT_TRIES
+    """best rule: exposures a cold candidate is shown for whatever its signal."""
+    z: tuple[float, ...] = DEFAULT_Z
+    """best rule: weight of the upper-confidence bonus on the estimate."""
+    rest_cycles: tuple[float | None, ...] = DEFAULT_REST_CYCLES
+    """best rule: repurchase cycles a bought item rests (None = retire it, 0 = the estimate alone)."""
 
     def __post_init__(self) -> None:
-        for name in ("show_above", "retire_below", "max_unanswered", "retire_purchased"):
+        for name in ("show_above", "retire_below", "max_unanswered", "retire_purchased", *BEST_RULE_AXES):
             if not getattr(self, name):
                 raise ConfigError(f"TuningGrid.{name}: needs at least one value")
         if not self.pairs():
@@ -98,6 +129,12 @@ class TuningGrid:
         for k in self.max_unanswered:
             if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
                 raise ConfigError(f"TuningGrid.max_unanswered: {k!r} is not an integer >= 1 or None")
+        for name in ("dup_show_above", "tries", "z", "rest_cycles"):
+            for value in getattr(self, name):
+                try:
+                    BestRulePolicy(1.0, 0.0, **{name: value})
+                except ConfigError:
+                    raise ConfigError(f"TuningGrid.{name}: {value!r} is not a valid value") from None
 
     def pairs(self) -> list[tuple[float, float]]:
         """Every (show_above, retire_below) with retire_below <= show_above, in grid order."""
@@ -115,7 +152,13 @@ class TuningGrid:
             ]
         if family in ("threshold", "oracle"):
             return [{"show_above": s, "retire_below": r} for s, r in self.pairs()]
+        if family == "best_rule":
+            raise ConfigError("best_rule has no fixed grid: it is searched a knob at a time")
         raise ConfigError(f"no grid for {family!r}; tuned families: {', '.join(TUNED_FAMILIES)}")
+
+    def axes(self) -> dict[str, tuple[Any, ...]]:
+        """The best rule's knobs and their candidate values, in the order they are searched."""
+        return {name: tuple(dict.fromkeys(getattr(self, name))) for name in BEST_RULE_AXES}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -124,11 +167,29 @@ class TuningGrid:
             "retire_below": list(self.retire_below),
             "max_unanswered": list(self.max_unanswered),
             "retire_purchased": list(self.retire_purchased),
+            **{name: list(getattr(self, name)) for name in ("dup_show_above", "tries", "z", "rest_cycles")},
         }
 
 
-def tuned_policy(family: str, params: dict[str, Any]) -> Policy:
-    """The policy of a tuned family with the given parameters."""
+def best_rule_start(threshold_plus: dict[str, Any]) -> dict[str, Any]:
+    """The best rule's starting point: threshold+'s tuned parameters, every extra mechanism off."""
+    return {
+        "show_above": threshold_plus["show_above"],
+        "retire_below": threshold_plus["retire_below"],
+        "max_unanswered": threshold_plus.get("max_unanswered"),
+        "dup_show_above": None,
+        "tries": 0,
+        "z": 0.0,
+        "rest_cycles": None if threshold_plus.get("retire_purchased", True) else 0.0,
+    }
+
+
+def tuned_policy(family: str, params: dict[str, Any], config: SimConfig | None = None) -> Policy:
+    """The policy of a tuned family with the given parameters.
+
+    ``config`` gives the best rule the simulator's public constants (α, repurchase cycle); without
+    it the defaults of ``SimConfig`` are used (enough to validate parameters, not to act).
+    """
     try:
         if family == "threshold":
             return ThresholdPolicy(params["show_above"], params["retire_below"])
@@ -138,6 +199,13 @@ def tuned_policy(family: str, params: dict[str, Any]) -> Policy:
                 params["retire_below"],
                 params.get("max_unanswered"),
                 params.get("retire_purchased", True),
+            )
+        if family == "best_rule":
+            return BestRulePolicy.from_config(
+                config or SimConfig(),
+                show_above=params["show_above"],
+                retire_below=params["retire_below"],
+                **{k: params[k] for k in BEST_RULE_AXES[:5] if k in params},
             )
         if family == "oracle":
             return OraclePolicy(params["show_above"], params["retire_below"])
@@ -158,11 +226,15 @@ class TuningResult:
     train_return: dict[str, float]
     """family -> mean return of the chosen parameters on the training users."""
     table: pd.DataFrame = field(repr=False)
-    """One row per (family, grid point): the parameters and the mean of ``GRID_METRICS``."""
+    """One row per (family, grid point): the parameters and the mean of ``GRID_METRICS`` (the best
+    rule's rows also name the ``axis`` searched)."""
+    config: SimConfig | None = field(default=None, repr=False)
+    """The simulator config tuned on (the best rule reads its public constants)."""
 
     def policies(self) -> dict[str, Policy]:
         """The tuned policy of each family."""
-        return {family: tuned_policy(family, params) for family, params in self.tuned.items()}
+        config = self.config or get_preset(self.preset)
+        return {family: tuned_policy(family, params, config) for family, params in self.tuned.items()}
 
     def family_table(self, family: str) -> pd.DataFrame:
         """The grid rows of one family, without the columns of the others."""
@@ -198,6 +270,9 @@ def tune(
 ) -> TuningResult:
     """Grid-search each family on the training users ``seeds`` and keep its best point.
 
+    The best rule is searched from threshold+'s tuned point (:func:`coordinate_search`), so asking
+    for it tunes threshold+ too.
+
     Args:
         preset: simulator preset.
         seeds: training user seeds (keep them disjoint from the evaluation seeds).
@@ -215,22 +290,99 @@ def tune(
     unknown = [f for f in families if f not in TUNED_FAMILIES]
     if unknown or not families:
         raise ConfigError(f"cannot tune {unknown or 'nothing'}; tuned families: {', '.join(TUNED_FAMILIES)}")
+    config = make_config(preset=preset, **overrides)
     rows: list[dict[str, Any]] = []
     tuned: dict[str, dict[str, Any]] = {}
     train_return: dict[str, float] = {}
-    for family in families:
-        best, train_return[family], family_rows = grid_search(
-            lambda params, f=family: tuned_policy(f, params),
-            grid.points(family),
-            preset,
-            seeds,
-            batch=batch,
-            on_point=None if on_point is None else lambda params, f=family: on_point(f, params),
-            **overrides,
-        )
+    for family in tuning_order(families):
+        notify = None if on_point is None else lambda params, f=family: on_point(f, params)
+        if family == "best_rule":
+            best, train_return[family], family_rows = coordinate_search(
+                lambda params: tuned_policy("best_rule", params, config),
+                best_rule_start(tuned["threshold_plus"]),
+                grid.axes(),
+                preset,
+                seeds,
+                batch=batch,
+                on_point=notify,
+                **overrides,
+            )
+        else:
+            best, train_return[family], family_rows = grid_search(
+                lambda params, f=family: tuned_policy(f, params, config),
+                grid.points(family),
+                preset,
+                seeds,
+                batch=batch,
+                on_point=notify,
+                **overrides,
+            )
         tuned[family] = best
         rows += [{"family": family, **row} for row in family_rows]
-    return TuningResult(preset, seeds, grid, tuned, train_return, pd.DataFrame(rows))
+    return TuningResult(preset, seeds, grid, tuned, train_return, pd.DataFrame(rows), config)
+
+
+def tuning_order(families: Sequence[str]) -> list[str]:
+    """The families :func:`tune` runs for ``families``, in ``TUNED_FAMILIES`` order.
+
+    The best rule starts from threshold+'s tuned point, so it brings threshold+ along.
+    """
+    wanted = set(families) | ({"threshold_plus"} if "best_rule" in families else set())
+    return [f for f in TUNED_FAMILIES if f in wanted]
+
+
+def coordinate_search(
+    make: Callable[[dict[str, Any]], Policy],
+    start: dict[str, Any],
+    axes: dict[str, Sequence[Any]],
+    preset: str,
+    seeds: Sequence[int],
+    *,
+    batch: int = 2048,
+    on_point: Callable[[dict[str, Any]], None] | None = None,
+    **overrides: Any,
+) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
+    """Search one knob at a time from ``start``: each axis in order, the others held at the best so far.
+
+    A value replaces the current one only if its mean return on ``seeds`` is strictly higher
+    (so the result is never worse than ``start``, and a mechanism stays off unless it helps);
+    points already scored are not run again. Parameter sets that ``make`` refuses (e.g.
+    retire_below > show_above) are skipped.
+
+    Returns:
+        The best parameters, their mean return, and one row per point visited: ``axis`` (the knob
+        varied, ``"start"`` for the start), the parameters and the means of ``GRID_METRICS``.
+    """
+    scored: dict[tuple[tuple[str, Any], ...], dict[str, float]] = {}
+    rows: list[dict[str, Any]] = []
+
+    def score(params: dict[str, Any], axis: str) -> float | None:
+        key = tuple(sorted(params.items(), key=lambda kv: kv[0]))
+        if key not in scored:
+            try:
+                policy = make(params)
+            except ConfigError:
+                if on_point is not None:
+                    on_point(params)
+                return None
+            rec = evaluate(policy, preset=preset, seeds=seeds, num_users=batch, **overrides)
+            scored[key] = rec[list(GRID_METRICS)].mean().to_dict()
+        rows.append({"axis": axis, **params, **scored[key]})
+        if on_point is not None:
+            on_point(params)
+        return scored[key]["return"]
+
+    best = dict(start)
+    best_return = score(best, "start")
+    if best_return is None:
+        raise ConfigError(f"coordinate_search: the start {start!r} is not a valid parameter set")
+    for axis, values in axes.items():
+        current = dict(best)
+        for value in values:
+            ret = score({**current, axis: value}, axis)
+            if ret is not None and ret > best_return:
+                best, best_return = {**current, axis: value}, ret
+    return best, float(best_return), rows
 
 
 def grid_search(
@@ -278,8 +430,11 @@ def grid_search(
 
 
 def grid_size(grid: TuningGrid, families: Sequence[str] = TUNED_FAMILIES) -> int:
-    """How many evaluations :func:`tune` runs (for a progress bar)."""
-    return sum(len(grid.points(f)) for f in families)
+    """How many points :func:`tune` visits (for a progress bar; the best rule's revisits count)."""
+    return sum(
+        1 + sum(len(v) for v in grid.axes().values()) if f == "best_rule" else len(grid.points(f))
+        for f in tuning_order(families)
+    )
 
 
 def save_tuned(path: Path, result: TuningResult) -> None:
@@ -318,7 +473,7 @@ def load_tuned(path: Path | str, preset: str | None = None) -> dict[str, Any]:
             "tune on the preset you evaluate"
         )
     for family, params in data["tuned"].items():
-        tuned_policy(family, params)  # validates
+        tuned_policy(family, params)  # validates (the best rule with SimConfig's defaults)
     custom = data.get("custom", {})
     if not isinstance(custom, dict) or not all(
         isinstance(entry, dict) and isinstance(entry.get("tuned"), dict) for entry in custom.values()
@@ -337,16 +492,21 @@ def baseline(
     Args:
         name: baseline name.
         config: the simulator config it acts in (the greedy policy needs it).
-        tuned: family -> tuned parameters, for the tuned families (threshold, threshold_plus, oracle).
+        tuned: family -> tuned parameters, for the tuned families (threshold, threshold_plus,
+            best_rule, oracle).
         seed: seed of the random policy.
 
     Raises:
-        ConfigError: an unknown name, or a tuned family missing from ``tuned``.
+        ConfigError: an unknown name, or a tuned family missing from ``tuned`` (e.g. best_rule in a
+            tuned.json written before it existed: tune again).
     """
     if name in TUNED_FAMILIES:
         if not tuned or name not in tuned:
-            raise ConfigError(f"baseline {name!r} needs tuned parameters; have {sorted(tuned or {})}")
-        return tuned_policy(name, tuned[name])
+            raise ConfigError(
+                f"baseline {name!r} needs tuned parameters; have {sorted(tuned or {})} "
+                "(a tuned.json from before this family existed: tune again without --tuned)"
+            )
+        return tuned_policy(name, tuned[name], config)
     simple: dict[str, Callable[[], Policy]] = {
         "greedy": lambda: GreedyPolicy(config),
         "random": lambda: RandomPolicy(seed),

@@ -7,8 +7,8 @@ Examples:
 
 One command, four stages, each written into the run folder (``--out``) before the next starts:
 
-1. ``tuned.json``: the threshold rule, threshold+ and the oracle tuned on the training users
-   of ``--seed`` (one grid for all: ``agents.tuning``), and every rule of ``--policies`` that
+1. ``tuned.json``: the threshold rule, threshold+, the best rule and the oracle tuned on the
+   training users of ``--seed`` (one grid for all: ``agents.tuning``), and every rule of ``--policies`` that
    declares a ``tuning_grid`` (``agents.custom``) on the same users.
 2. ``train/<algo>_seed<k>/``: each agent trained for the level's budget with root seeds
    ``--seed`` + k, k < the level's number of training seeds (``decaygym-train``; the model
@@ -19,7 +19,8 @@ One command, four stages, each written into the run folder (``--out``) before th
    ``module.path:Name``).
 
 Then ``table.md`` / ``table.csv`` (the evaluation table, plus each agent's spread across
-training seeds apart from the intervals over users, and its paired difference to threshold+),
+training seeds apart from the intervals over users, and its paired differences to threshold+
+and the best rule),
 ``summary.json`` (per policy, each metric as mean and 95 % interval and the paired difference
 to the threshold baseline; per agent the seed spread) and the plots ``learning_curves.png``
 (validation return against steps, baselines as horizontal bands), ``returns.png`` and
@@ -57,7 +58,7 @@ from scripts import train as train_script
 from scripts.common import console, make_run_dir, run_cli, write_provenance
 from scripts.plots import pyplot, save_png
 
-BASELINE_POLICIES = ("threshold", "threshold_plus", "greedy", "random", "always_show", "oracle")
+BASELINE_POLICIES = ("threshold", "threshold_plus", "best_rule", "greedy", "random", "always_show", "oracle")
 
 
 @dataclass(frozen=True)
@@ -160,18 +161,21 @@ def _done(path: Path) -> bool:
 def stage_tune(run_dir: Path, args: argparse.Namespace, level: Level) -> Path:
     """Tune the baselines and the tunable ``--policies`` once (evaluating on a few users writes tuned.json).
 
-    A tuned.json without one of the tunable rules asked for now is tuned again (the same grid and
-    users give the baselines the same values).
+    A tuned.json without one of the tunable rules asked for now, or without the best rule (one
+    written before it existed), is tuned again (the same grid and users give the baselines the
+    same values).
     """
     tuned = run_dir / "tuned.json"
     custom = evaluate_script.tunable_specs(args.policies)
-    if _done(tuned) and set(custom) <= set(json.loads(tuned.read_text()).get("custom", {})):
-        return tuned
+    if _done(tuned):
+        data = json.loads(tuned.read_text())
+        if set(custom) <= set(data.get("custom", {})) and "best_rule" in data.get("tuned", {}):
+            return tuned
     scratch = run_dir / "tuning"
     evaluate_script.main(
         [
             "--preset", args.preset, "--seed", str(args.seed),
-            "--policies", "threshold", "threshold_plus", *custom,
+            "--policies", "threshold", "threshold_plus", "best_rule", *custom,
             "--eval-users", "8", "--train-users", str(level.tuning_users), "--out", str(scratch),
             "--grid", level.show_above, level.retire_below, "--max-unanswered", level.max_unanswered,
         ]
@@ -261,10 +265,12 @@ def seed_spread(
 ) -> dict[str, dict[str, Any]]:
     """Per agent: each training seed's return and paired differences, and the spread across seeds.
 
-    The difference to threshold+ (the rule with the agents' information) is paired over users.
+    The differences to threshold+ and the best rule (the rules with the agents' information) are
+    paired over users.
     """
     by_spec = {Path(v["spec"]).resolve(): label for label, v in summary["policies"].items()}
     plus = records[records["policy"] == "threshold_plus"]
+    best = records[records["policy"] == "best_rule"]
     out: dict[str, dict[str, Any]] = {}
     for algo, algo_runs in runs.items():
         per_seed = []
@@ -272,6 +278,11 @@ def seed_spread(
             label = by_spec[model_path(run).resolve()]
             rec = records[records["policy"] == label]
             diff = paired_difference(rec, plus, metrics=("return",), seed=int(summary["seed"]))
+            vs_best = (
+                paired_difference(rec, best, metrics=("return",), seed=int(summary["seed"])).loc["return"]
+                if len(best)
+                else None
+            )
             per_seed.append(
                 {
                     "run": run.name,
@@ -279,6 +290,7 @@ def seed_spread(
                     "return": summary["policies"][label]["metrics"]["return"],
                     "vs_threshold": summary["policies"][label]["diff_vs_threshold"]["return"],
                     "vs_threshold_plus": diff.loc["return"].to_dict(),
+                    "vs_best_rule": None if vs_best is None else vs_best.to_dict(),
                 }
             )
         means = np.array([s["return"]["mean"] for s in per_seed])
@@ -295,7 +307,7 @@ def seed_spread(
 
 
 #: the rules an agent's training procedure is compared with over seeds and users (Holm-corrected)
-COMPARED_BASELINES = ("threshold", "threshold_plus")
+COMPARED_BASELINES = ("threshold", "threshold_plus", "best_rule")
 
 
 def hierarchical_comparison(
@@ -363,10 +375,11 @@ def spread_markdown(spread: dict[str, dict[str, Any]], threshold_return: float) 
         "## Agents across training seeds",
         "",
         "Mean return over the held-out users per training seed (95 % interval over users), the paired "
-        "difference to the tuned threshold and to tuned threshold+; then the spread across seeds.",
+        "difference to the tuned threshold, to tuned threshold+ and to the tuned best rule; then the "
+        "spread across seeds.",
         "",
-        "| agent | seed run | return | − threshold | − threshold+ |",
-        "|---|---|---|---|---|",
+        "| agent | seed run | return | − threshold | − threshold+ | − best rule |",
+        "|---|---|---|---|---|---|",
     ]
 
     def ci(d: dict[str, Any] | None) -> str:
@@ -378,12 +391,12 @@ def spread_markdown(spread: dict[str, dict[str, Any]], threshold_return: float) 
         for row in s["seeds"]:
             lines.append(
                 f"| {algo} | {row['run']} | {ci(row['return'])} | {ci(row['vs_threshold'])} | "
-                f"{ci(row['vs_threshold_plus'])} |"
+                f"{ci(row['vs_threshold_plus'])} | {ci(row.get('vs_best_rule'))} |"
             )
         lines.append(
             f"| {algo} | **across seeds** | {s['mean_over_seeds']:.3f} (sd {s['sd_over_seeds']:.3f}, "
             f"range {s['min_over_seeds']:.3f} – {s['max_over_seeds']:.3f}) | "
-            f"{s['mean_over_seeds'] - threshold_return:+.3f} | |"
+            f"{s['mean_over_seeds'] - threshold_return:+.3f} | | |"
         )
     return "\n".join(lines) + "\n"
 
@@ -408,7 +421,12 @@ def plot_learning_curves(path: Path, runs: dict[str, list[Path]], summary: dict[
                 ms=3,
                 label=algo if k == 0 else None,
             )
-    for name, color in (("threshold", "grey"), ("threshold_plus", "tab:green"), ("oracle", "tab:purple")):
+    for name, color in (
+        ("threshold", "grey"),
+        ("threshold_plus", "tab:green"),
+        ("best_rule", "tab:orange"),
+        ("oracle", "tab:purple"),
+    ):
         m = summary["policies"].get(name, {}).get("metrics", {}).get("return")
         if m:
             ax.axhspan(m["ci_low"], m["ci_high"], color=color, alpha=0.2)

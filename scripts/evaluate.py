@@ -11,9 +11,10 @@ Examples:
 Protocol: every policy runs one episode for each of ``--eval-users`` held-out users, the same
 users for all (``agents.seeds``: the evaluation users of ``--seed``, disjoint from every training
 and validation user), so comparisons are paired. The threshold rule, threshold+ and the oracle
-are tuned first on the training users of ``--seed`` (one grid for all, highest mean return), or
-read from ``--tuned``. The tuned threshold rule (the baseline of every difference) and the oracle
-(the reference of the gap share) are always evaluated, added when not listed.
+are tuned first on the training users of ``--seed`` (one grid for all, highest mean return; the
+best rule a knob at a time from threshold+'s point), or read from ``--tuned``. The tuned
+threshold rule (the baseline of every difference) and the oracle (the reference of the gap
+share) are always evaluated, added when not listed.
 
 Rules of one's own (``agents.custom``): ``module.path:Name`` or ``'module.path:Name{"k": v}'``
 names a class or factory function, called with the JSON's keyword arguments (and ``config=`` /
@@ -65,6 +66,7 @@ from agents.tuning import (
     DEFAULT_MAX_UNANSWERED,
     DEFAULT_RETIRE,
     DEFAULT_SHOW,
+    TUNED_FAMILIES,
     TuningGrid,
     baseline,
     evaluation_seeds,
@@ -79,7 +81,9 @@ from envs.config import PRESETS, SimConfig, get_preset
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
 from scripts.plots import pyplot, save_png
 
-THRESHOLD, THRESHOLD_PLUS, ORACLE = "threshold", "threshold_plus", "oracle"
+THRESHOLD, THRESHOLD_PLUS, BEST_RULE, ORACLE = "threshold", "threshold_plus", "best_rule", "oracle"
+#: the rules with the agents' information every policy is also compared with, when evaluated
+REFERENCES = {THRESHOLD_PLUS: "threshold+", BEST_RULE: "best rule"}
 SHARES = ("share_show", "share_reduce", "share_retire")
 METRIC_TITLES = {
     "return": "return",
@@ -120,7 +124,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--policies",
         nargs="+",
-        default=["threshold", "threshold_plus", "greedy", "random", "always_show", "oracle"],
+        default=["threshold", "threshold_plus", "best_rule", "greedy", "random", "always_show", "oracle"],
         metavar="SPEC",
         help=f"baselines by name ({', '.join(BASELINES)}), paths to trained models "
         "(agents.trained.load_policy) or distilled trees (tree.json of decaygym-explain), and/or your "
@@ -145,7 +149,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         nargs=2,
         metavar=("SHOW_ABOVE", "RETIRE_BELOW"),
         default=[",".join(map(str, DEFAULT_SHOW)), ",".join(map(str, DEFAULT_RETIRE))],
-        help="comma lists of thresholds tuned over (the same for threshold, threshold+ and oracle)",
+        help="comma lists of thresholds tuned over (the same for threshold, threshold+ and oracle; "
+        "the best rule searches them again from threshold+'s point)",
     )
     parser.add_argument(
         "--max-unanswered",
@@ -344,7 +349,7 @@ def table_frame(report: dict[str, dict[str, Any]]) -> pd.DataFrame:
         for metric in (*REPORT_METRICS, *SHARES):
             for key in ("mean", "ci_low", "ci_high"):
                 row[f"{metric}_{key}"] = r["metrics"][metric][key]
-        for reference in ("threshold", "threshold_plus"):
+        for reference in (THRESHOLD, *REFERENCES):
             diff = r.get(f"diff_vs_{reference}")
             if diff is None:
                 continue
@@ -367,9 +372,9 @@ def lifecycle_cell(rows: list[dict[str, Any]], bucket: str) -> str:
     return "/".join(f"{mine[a]['share']:.2f}" for a in ("show", "reduce", "retire")) + f" (n={n})"
 
 
-def vs_plus(report: dict[str, dict[str, Any]]) -> bool:
-    """Whether the report holds paired differences to threshold+ (it was evaluated)."""
-    return THRESHOLD_PLUS in report
+def references(report: dict[str, dict[str, Any]]) -> list[str]:
+    """The rules of ``REFERENCES`` the report holds paired differences to (those evaluated)."""
+    return [name for name in REFERENCES if name in report]
 
 
 def diff_cell(report: dict[str, dict[str, Any]], label: str, reference: str) -> str:
@@ -379,12 +384,12 @@ def diff_cell(report: dict[str, dict[str, Any]], label: str, reference: str) -> 
 
 def markdown_table(report: dict[str, dict[str, Any]], title: str) -> str:
     """``table.md``: the comparison and the lifecycle by item age, every number with its 95 % interval."""
-    plus = vs_plus(report)
+    refs = references(report)
     head = [
         "policy",
         *(METRIC_TITLES[m] for m in REPORT_METRICS),
         "return − threshold (paired)",
-        *(["return − threshold+ (paired)"] if plus else []),
+        *(f"return − {REFERENCES[name]} (paired)" for name in refs),
         "gap closed",
         "show / reduce / retire",
     ]
@@ -395,7 +400,7 @@ def markdown_table(report: dict[str, dict[str, Any]], title: str) -> str:
             label,
             *(fmt_ci(m[metric]) for metric in REPORT_METRICS),
             diff_cell(report, label, THRESHOLD),
-            *([diff_cell(report, label, THRESHOLD_PLUS)] if plus else []),
+            *(diff_cell(report, label, name) for name in refs),
             fmt_ci(r["gap_closed"], 2) if label not in (THRESHOLD, ORACLE) else "-",
             "/".join(f"{m[s]['mean']:.2f}" for s in SHARES),
         ]
@@ -474,12 +479,12 @@ def print_table(report: dict[str, dict[str, Any]], title: str) -> None:
     """The comparison on stdout (a rich table)."""
     out = Console(width=max(190, console.width))
     table = Table(title=title)
-    plus = vs_plus(report)
+    refs = references(report)
     for col in (
         "policy",
         "return",
         "− threshold (paired)",
-        *(["− threshold+ (paired)"] if plus else []),
+        *(f"− {REFERENCES[name]} (paired)" for name in refs),
         "gap closed",
         "clicks",
         "purchases",
@@ -494,7 +499,7 @@ def print_table(report: dict[str, dict[str, Any]], title: str) -> None:
             label,
             fmt_ci(m["return"]),
             diff_cell(report, label, THRESHOLD),
-            *([diff_cell(report, label, THRESHOLD_PLUS)] if plus else []),
+            *(diff_cell(report, label, name) for name in refs),
             fmt_ci(r["gap_closed"], 2) if label not in (THRESHOLD, ORACLE) else "-",
             f"{m['clicks']['mean']:.2f}",
             f"{m['purchases']['mean']:.2f}",
@@ -518,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = list(canonical.values())
     added = [name for name in (THRESHOLD, ORACLE) if name not in specs]
     specs += added
-    needed = [f for f in ("threshold", "threshold_plus", "oracle") if f in specs]
+    needed = [f for f in TUNED_FAMILIES if f in specs]
     custom = tunable_specs(specs)
     eval_seeds = evaluation_seeds(args.seed, args.eval_users)
     train_range = seed_scheme.train_users(args.seed, args.train_users)
@@ -566,12 +571,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.advance(task)
 
     report = compare_policies(records, threshold=THRESHOLD, oracle=ORACLE, n_boot=args.n_boot, seed=args.seed)
-    if THRESHOLD_PLUS in records:  # the rule with the agents' information: the bar a learned policy must pass
+    # the rules with the agents' information: the bars a learned policy must pass
+    for reference in (name for name in REFERENCES if name in records):
         for label, rec in records.items():
             diff = paired_difference(
-                rec, records[THRESHOLD_PLUS], metrics=REPORT_METRICS, n_boot=args.n_boot, seed=args.seed
+                rec, records[reference], metrics=REPORT_METRICS, n_boot=args.n_boot, seed=args.seed
             )
-            report[label]["diff_vs_threshold_plus"] = diff.to_dict(orient="index")
+            report[label][f"diff_vs_{reference}"] = diff.to_dict(orient="index")
     # the action shares (per-user means) are reported too, without paired differences
     for label, rec in records.items():
         shares = summarize(rec, metrics=SHARES, n_boot=args.n_boot, seed=args.seed)

@@ -3,6 +3,7 @@ import pytest
 
 from agents.policy import (
     AlwaysShow,
+    BestRulePolicy,
     Policy,
     RandomPolicy,
     RetireEverything,
@@ -216,6 +217,7 @@ def test_oracle_reads_only_the_hidden_truth_it_is_given():
     "policy",
     [
         ThresholdPlusPolicy(0.3, 0.1, 3),
+        BestRulePolicy(0.3, 0.1, 3, dup_show_above=0.5, tries=1, z=1.0, rest_cycles=1.0),
         GreedyPolicy(get_preset("small").replace(num_slots=K, fresh_per_visit=2)),
     ],
 )
@@ -224,3 +226,82 @@ def test_new_rules_keep_batch_and_single_shapes(policy):
     actions, _ = policy.predict(batch)
     assert actions.shape == (4, K) and actions.dtype == np.int64
     assert policy.predict(batch[1])[0].tolist() == actions[1].tolist()
+
+
+def best(**params):
+    """A best rule that only shows (show_above 0.3, retire_below 0.1) unless a mechanism is switched on."""
+    return BestRulePolicy(**{"show_above": 0.3, "retire_below": 0.1, "max_unanswered": None, **params})
+
+
+def test_best_rule_shows_each_category_once_unless_both_clear_the_higher_bar():
+    obs = make_obs([0.9, 0.6, 0.4, 0.5, 0.45])
+    set_block(obs, 1, squash([5.0, 5.0, 5.0, 30.0, 30.0], 24.0))  # two categories: slots 0-2, slots 3-4
+    set_block(obs, 2, squash([4, 4, 4, 4, 4]))  # all exposed: block 1 alone groups them
+    assert best().predict(obs)[0].tolist() == [[0, 0, 0, 0, 0]]  # off: threshold+
+    # each category's first item by p stays; slot 1 (0.6) clears the bar 0.55, 2 and 4 do not
+    assert best(dup_show_above=0.55).predict(obs)[0].tolist() == [[0, 0, 1, 0, 1]]
+    assert best(dup_show_above=1.01).predict(obs)[0].tolist() == [[0, 1, 1, 0, 1]]  # one per category
+    # equal p: the older item (block 7) is ranked first by the platform and stays
+    tie = make_obs([0.5, 0.5, 0.0, 0.0, 0.0], empty=[0, 0, 1, 1, 1])
+    set_block(tie, 1, squash([5.0, 5.0, 0, 0, 0], 24.0))
+    set_block(tie, 2, squash([1, 1, 0, 0, 0]))
+    set_block(tie, 7, squash([10.0, 200.0, 0, 0, 0], 720.0))
+    assert best(dup_show_above=1.01).predict(tie)[0].tolist() == [[1, 0, 0, 0, 0]]
+    # two never-exposed items with different p have different category estimates: not merged
+    cold = obs.copy()
+    set_block(cold, 2, squash([0, 0, 4, 4, 4]))
+    assert best(dup_show_above=1.01).predict(cold)[0].tolist() == [[0, 0, 1, 0, 1]]
+    # a reduced or retired item does not crowd the page: slot 0 below the show bar frees slot 1
+    low = obs.copy()
+    low[:, 0] = 0.2
+    assert best(dup_show_above=1.01).predict(low)[0].tolist() == [[1, 0, 1, 0, 1]]
+
+
+def test_best_rule_tries_cold_items_then_judges_them_by_an_upper_confidence_signal():
+    obs = make_obs([0.05, 0.05, 0.05, 0.2, 0.2])
+    set_block(obs, 2, squash([0, 1, 2, 6, 6]))  # exposures
+    set_block(obs, 3, squash([0, 0, 0, 0, 8]))  # clicks
+    assert best().predict(obs)[0].tolist() == [[2, 2, 2, 1, 1]]
+    assert best(tries=1).predict(obs)[0].tolist() == [[0, 2, 2, 1, 1]]
+    assert best(tries=2).predict(obs)[0].tolist() == [[0, 0, 2, 1, 1]]
+    # signal p·(1 + z/√(α + clicks)), α = 1: 0.05·(1 + 1) = 0.1 keeps the unclicked items (reduce);
+    # 0.2·2 = 0.4 shows slot 3 (no clicks) but slot 4 (8 clicks) gets 0.2·(1 + 1/3) < 0.3
+    assert best(z=1.0).predict(obs)[0].tolist() == [[1, 1, 1, 0, 1]]
+    assert best(z=1.0, prior_clicks=4.0).predict(obs)[0].tolist() == [[2, 2, 2, 1, 1]]  # 0.05·1.5 < 0.1
+    assert np.allclose(best(z=1.0).signal(obs)[0], [0.1, 0.1, 0.1, 0.4, 0.2 * (1 + 1 / 3)])
+    # a try never outlives max_unanswered
+    set_block(obs, 5, squash([0, 1, 2, 6, 0]))
+    assert best(tries=2, max_unanswered=1).predict(obs)[0].tolist() == [[0, 2, 2, 2, 1]]
+
+
+def test_best_rule_rests_a_bought_item_for_the_repurchase_cycle_or_retires_it():
+    obs = make_obs([0.05, 0.05, 0.5, 0.5, 0.5])
+    set_block(obs, 4, squash([1, 1, 1, 1, 0]))  # purchases
+    set_block(obs, 1, squash([10.0, 400.0, 10.0, 400.0, 10.0], 24.0))  # hours since the category engaged
+    assert best().predict(obs)[0].tolist() == [[2, 2, 2, 2, 0]]  # None: retired for good (threshold+)
+    # one cycle (168 h): rest (reduce) while < 168 h, then the rule on the (satiated) estimate
+    assert best(rest_cycles=1.0).predict(obs)[0].tolist() == [[1, 2, 1, 0, 0]]
+    assert best(rest_cycles=1.0, repurchase_cycle_h=500.0).predict(obs)[0].tolist() == [[1, 1, 1, 1, 0]]
+    assert best(rest_cycles=0.0).predict(obs)[0].tolist() == [[2, 2, 0, 0, 0]]  # the estimate alone
+
+
+def test_best_rule_parameters_round_trip_and_bad_ones_are_named():
+    rule = BestRulePolicy(0.3, 0.1, 3, dup_show_above=0.5, tries=1, z=0.5, rest_cycles=1.0)
+    assert BestRulePolicy(**rule.to_dict()).to_dict() == rule.to_dict()
+    assert "dup_show_above=0.5" in repr(rule) and "prior_clicks=1.0" in repr(rule)
+    cfg = get_preset("small").replace(estimate_prior_clicks=3.0, repurchase_cycle_h=50.0)
+    built = BestRulePolicy.from_config(cfg, **rule.to_dict())
+    assert (built.prior_clicks, built.repurchase_cycle_h) == (3.0, 50.0)
+    for field, value in (
+        ("dup_show_above", -0.1),
+        ("tries", -1),
+        ("tries", 1.5),
+        ("z", float("nan")),
+        ("rest_cycles", -1.0),
+        ("prior_clicks", 0.0),
+        ("repurchase_cycle_h", 0.0),
+        ("max_unanswered", 0),
+        ("show_above", float("inf")),
+    ):
+        with pytest.raises(ConfigError, match=field):
+            best(**{field: value})

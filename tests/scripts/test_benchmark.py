@@ -15,18 +15,28 @@ def test_smoke_benchmark_writes_the_report_and_reuses_finished_stages(tmp_path, 
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     policies = summary["policies"]
-    for name in ("threshold", "threshold_plus", "oracle", "greedy", "random", "always_show", "ppo_seed0"):
+    for name in (
+        "threshold",
+        "threshold_plus",
+        "best_rule",
+        "oracle",
+        "greedy",
+        "random",
+        "always_show",
+        "ppo_seed0",
+    ):
         assert name in policies, name
         ret = policies[name]["metrics"]["return"]
         assert ret["ci_low"] <= ret["mean"] <= ret["ci_high"]
     assert "diff_vs_threshold" in policies["ppo_seed0"]
     agent = summary["agents"]["ppo"]
     assert len(agent["seeds"]) == 1 and agent["seeds"][0]["vs_threshold_plus"]["n"] == 100
+    assert agent["seeds"][0]["vs_best_rule"]["n"] == 100
     assert "Agents across training seeds" in (out / "table.md").read_text()
     # over training seeds and users: the agent's mean, and its difference to each rule with Holm's p-values
     hier = agent["hierarchical"]
     assert hier["return"]["mean"] == pytest.approx(policies["ppo_seed0"]["metrics"]["return"]["mean"])
-    assert set(hier["vs"]) == {"threshold", "threshold_plus"}
+    assert set(hier["vs"]) == {"threshold", "threshold_plus", "best_rule"}
     for v in hier["vs"].values():
         assert v["ci_low"] <= v["mean"] <= v["ci_high"] and v["p_value"] <= v["p_adjusted"] <= 1
     assert "Agents over training seeds and users" in (out / "table.md").read_text()

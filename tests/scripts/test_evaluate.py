@@ -3,6 +3,7 @@ import json
 import pandas as pd
 import pytest
 
+from decay_model.errors import ConfigError
 from scripts import evaluate
 
 GRID = ["--grid", "0.2,0.4", "0,0.1", "--max-unanswered", "none,3"]
@@ -12,7 +13,15 @@ SMALL = ["--preset", "small", "--train-users", "16", "--eval-users", "24", "--n-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluate") / "run"
-    policies = ["greedy", "threshold_plus", "random", "always_show", "show_nothing", "retire_everything"]
+    policies = [
+        "greedy",
+        "threshold_plus",
+        "best_rule",
+        "random",
+        "always_show",
+        "show_nothing",
+        "retire_everything",
+    ]
     code = evaluate.main([*SMALL, *GRID, "--policies", *policies, "--out", str(out)])
     assert code == 0
     return out
@@ -34,16 +43,26 @@ def test_evaluate_writes_the_run_folder(run, capsys):
         assert (run / name).is_file(), name
     records = pd.read_parquet(run / "records.parquet")
     # the references threshold and oracle are added; every policy meets the same 24 users
-    labels = ["greedy", "threshold_plus", "random", "always_show", "show_nothing", "retire_everything"]
+    labels = [
+        "greedy",
+        "threshold_plus",
+        "best_rule",
+        "random",
+        "always_show",
+        "show_nothing",
+        "retire_everything",
+    ]
     assert records["policy"].unique().tolist() == [*labels, "threshold", "oracle"]
     assert records.groupby("policy")["seed"].apply(lambda s: tuple(sorted(s))).nunique() == 1
     table = pd.read_csv(run / "table.csv")
-    assert len(table) == 8 and {"return_mean", "diff_return_vs_threshold_ci_low", "gap_closed_mean"} <= set(
+    assert len(table) == 9 and {"return_mean", "diff_return_vs_threshold_ci_low", "gap_closed_mean"} <= set(
         table.columns
     )
     md = (run / "table.md").read_text()
     assert "| threshold_plus |" in md and "gap closed" in md and "Lifecycle" in md
     assert "return − threshold+ (paired)" in md and "diff_return_vs_threshold_plus_mean" in table.columns
+    assert "| best_rule |" in md and "return − best rule (paired)" in md
+    assert "diff_return_vs_best_rule_mean" in table.columns
 
 
 def test_summary_holds_intervals_differences_and_gap_shares(run):
@@ -68,7 +87,9 @@ def test_summary_holds_intervals_differences_and_gap_shares(run):
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["eval_seeds"]["start"] >= config["tuning_seeds"]["stop"]
     tuned = json.loads((run / "tuned.json").read_text())
-    assert set(tuned["tuned"]) == {"threshold", "threshold_plus", "oracle"}
+    assert set(tuned["tuned"]) == {"threshold", "threshold_plus", "best_rule", "oracle"}
+    assert summary["policies"]["best_rule"]["policy"].startswith("BestRulePolicy(")
+    assert tuned["train_return"]["best_rule"] >= tuned["train_return"]["threshold_plus"]
     assert summary["tuned"]["tuned"] == tuned["tuned"]
 
 
@@ -86,6 +107,22 @@ def test_tuned_values_are_reused(run, tmp_path):
             first[first["policy"] == label].reset_index(drop=True),
             again[again["policy"] == label].reset_index(drop=True),
         )
+
+
+def test_a_tuned_file_from_before_the_best_rule_is_refused_for_it(run, tmp_path):
+    old = json.loads((run / "tuned.json").read_text())
+    del old["tuned"]["best_rule"]
+    path = tmp_path / "old_tuned.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="no tuned parameters for best_rule"):
+        evaluate.main([*SMALL, "--tuned", str(path), "--policies", "best_rule", "--out", str(tmp_path / "x")])
+    # the old file still serves the rules it holds
+    assert (
+        evaluate.main(
+            [*SMALL, "--tuned", str(path), "--policies", "threshold_plus", "--out", str(tmp_path / "y")]
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize(
