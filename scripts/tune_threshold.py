@@ -28,14 +28,21 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-import envs
 from agents import seeds as seed_scheme
 from agents import tuning
 from agents.evaluation import evaluate, lifecycle_table, paired_difference, summarize
 from agents.policy import AlwaysShow, Policy, RandomPolicy, RetireEverything, ShowNothing, ThresholdPolicy
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
-from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
+from scripts.common import (
+    add_simulator_options,
+    console,
+    make_run_dir,
+    progress,
+    resolve_simulator,
+    run_cli,
+    write_provenance,
+)
 
 DEFAULT_SHOW = ",".join(f"{v:g}" for v in tuning.DEFAULT_SHOW)
 DEFAULT_RETIRE = ",".join(f"{v:g}" for v in tuning.DEFAULT_RETIRE)
@@ -55,7 +62,7 @@ def parse_floats(text: str, name: str) -> list[float]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--help`` explains each."""
     parser = argparse.ArgumentParser(prog="decaygym-tune-threshold", description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="default", choices=sorted(envs.PRESETS), help="simulator preset")
+    add_simulator_options(parser)
     parser.add_argument(
         "--seed", type=int, default=0, help="root seed: user seeds, random policy, bootstrap (default: 0)"
     )
@@ -126,11 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     pairs = grid_pairs(show, retire)
     train_range = seed_scheme.train_users(args.seed, args.train_users)
     eval_range = seed_scheme.eval_users(args.seed, args.eval_users)
-    run_dir = make_run_dir(args.out, "tune_threshold", args.preset, args.seed)
+    sim = resolve_simulator(args)
+    run_dir = make_run_dir(args.out, "tune_threshold", sim.label, args.seed)
     train_seeds, eval_seeds = train_range.seeds(), eval_range.seeds()
     config = {
-        "preset": args.preset,
-        "sim_config": envs.PRESETS[args.preset].to_dict(),
+        "preset": sim.preset,
+        "simulator": sim.record(),
+        "sim_config": sim.config.to_dict(),
         "grid": [list(p) for p in pairs],
         "train_seeds": [train_range.start, train_range.stop],
         "eval_seeds": [eval_range.start, eval_range.stop],
@@ -146,12 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with progress() as bar:
         task = bar.add_task("grid search (training users)", total=len(pairs) + 5)
         result = tuning.tune(
-            args.preset,
+            sim.preset,
             train_seeds,
             families=("threshold",),
             grid=tuning.TuningGrid(tuple(show), tuple(retire)),
             batch=args.batch,
             on_point=lambda *_: bar.advance(task),
+            **sim.env_kwargs(),
         )
         grid = result.family_table("threshold")
         best = grid.loc[grid["return"].idxmax()]
@@ -167,7 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         records: dict[str, pd.DataFrame] = {}
         for label, policy in policies.items():
             records[label] = evaluate(
-                policy, preset=args.preset, seeds=eval_seeds, num_users=args.batch, label=label
+                policy,
+                preset=sim.preset,
+                seeds=eval_seeds,
+                num_users=args.batch,
+                label=label,
+                **sim.env_kwargs(),
             )
             bar.advance(task)
 
@@ -184,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     atomic_write_json(
         run_dir / "summary.json",
         {
-            "preset": args.preset,
+            "preset": sim.preset,
+            "simulator": sim.record(),
             "tuned": tuned.to_dict(),
             "tuned_train_return": float(best["return"]),
             "train_seeds": config["train_seeds"],
@@ -201,7 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out = Console(width=max(150, console.width))  # results on stdout
     table = Table(
-        title=f"threshold rule vs trivial policies: preset {args.preset}, {args.eval_users} held-out users "
+        title=f"threshold rule vs trivial policies: {'preset' if sim.sim is None else 'simulator'} "
+        f"{sim.label}, "
+        f"{args.eval_users} held-out users "
         f"(tuned on {args.train_users} training users, {len(pairs)} grid points); mean [95% bootstrap CI]"
     )
     for col in (
