@@ -157,8 +157,11 @@ class CustomFactory:
         seed: int = 0,
         batch: int = 2048,
         on_point: Callable[[dict[str, Any]], None] | None = None,
+        **overrides: Any,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Search the grid on the training users ``seeds`` (``agents.tuning.grid_search``).
+
+        ``overrides`` go to every env, as for ``agents.evaluation.evaluate`` (e.g. ``sim=``).
 
         Returns:
             The entry of tuned.json's ``custom`` section (``grid``, ``tuned``, ``train_return``) and
@@ -171,6 +174,7 @@ class CustomFactory:
             seeds,
             batch=batch,
             on_point=on_point,
+            **overrides,
         )
         entry = {"grid": self.grid, "tuned": best, "train_return": train_return}
         return entry, [{"family": self.spec.canonical, **row} for row in rows]

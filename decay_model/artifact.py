@@ -186,6 +186,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "data_card",
+    "fit_and_save",
     "load_artifact",
     "load_population",
     "package_version",
@@ -193,3 +194,51 @@ __all__ = [
     "register_model",
     "save_artifact",
 ]
+
+
+def fit_and_save(
+    model: DecayModel,
+    task: EvalTask,
+    directory: str | os.PathLike[str],
+    *,
+    log: BehaviourLog,
+    periods: tuple[str, ...] = ("valid", "test"),
+    extra: dict[str, Any] | None = None,
+) -> tuple[DecayModel, dict[str, dict[str, float | None]], dict[str, np.ndarray], Any]:
+    """Fit ``model`` on the task, score it per period and save it as an artifact with its population.
+
+    One place for what ``decaygym-fit-decay`` and the simulator build both do with a model, so
+    that an artifact's metrics and population mean the same thing whoever wrote it.
+
+    Returns:
+        (fitted model, metrics per period (NaN as None), predictions per period, the users as the
+        training period left them, ``model.encode(log, at=valid_start)``, or None for models
+        without ``encode``).
+    """
+    from decay_model.metrics import evaluate
+    from decay_model.population import summarize_population
+    from decay_model.ranking import ranking_metrics
+
+    fitted = model.fit(task)
+    metrics: dict[str, dict[str, float | None]] = {}
+    predictions: dict[str, np.ndarray] = {}
+    for period in periods:
+        p = fitted.predict(task, period)
+        predictions[period] = p
+        scores = {**evaluate(task.labels(period), p), **ranking_metrics(task, period, p)}
+        metrics[period] = {
+            k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in scores.items()
+        }
+    # Users as the training period left them: what the simulator bootstraps from.
+    encode = getattr(fitted, "encode", None)
+    encoded = encode(log, at=task.split.valid_start) if encode else None
+    save_artifact(
+        fitted,
+        directory,
+        log=log,
+        task_config=task.config,
+        metrics=metrics,  # type: ignore[arg-type]
+        population=summarize_population(encoded) if encoded is not None else None,
+        extra=extra,
+    )
+    return fitted, metrics, predictions, encoded

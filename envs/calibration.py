@@ -177,6 +177,20 @@ class Calibration:
         """``base`` with the chosen constants."""
         return base.replace(**self.best.values)
 
+    def to_dict(self) -> dict[str, Any]:
+        """calibration.json's content: the choice, the folds, the noise floor and every grid point."""
+        chosen_cv, base_cv = self.cross_validated()
+        return {
+            "chosen": self.best.values,
+            "cross_validated_score": {"chosen": chosen_cv, "shipped": base_cv},
+            "folds": [f.to_dict() for f in self.folds],
+            "groups": [len(g) for g in self.groups],
+            "noise_floor": [{k: _clean(v) for k, v in d.items()} for d in self.noise_floor],
+            "shipped": self.base.to_dict(),
+            "points": [p.to_dict() for p in self.points],
+            "score": "mean over statistics of distance / target, averaged over the simulation seeds",
+        }
+
     def cross_validated(self) -> tuple[float, float]:
         """(chosen, base): mean held-out score over the folds (how well a choice carries over)."""
         return (

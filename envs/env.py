@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -38,10 +39,30 @@ class ResetNeededError(DecaygymError, RuntimeError):
 
 
 def make_config(
-    config: SimConfig | None = None, preset: str | None = None, artifact: str | None = None, **overrides: Any
+    config: SimConfig | None = None,
+    preset: str | None = None,
+    artifact: str | None = None,
+    sim: str | os.PathLike[str] | None = None,
+    **overrides: Any,
 ) -> SimConfig:
-    """The config an env runs on: ``config``, or the named preset, with ``artifact`` and field overrides."""
-    base = config if config is not None else get_preset(preset or "default")
+    """The config an env runs on: ``config``, folder ``sim`` or the preset, with ``artifact`` and overrides.
+
+    ``sim`` replaces the preset, so ``gymnasium.make("decaygym/InterestDecay-v1", sim=DIR)`` (whose
+    registration passes the ``default`` preset) runs on the folder; any other preset or a ``config``
+    with it is refused: which one was meant cannot be told.
+    """
+    if sim is not None:
+        if config is not None or preset not in (None, "default"):
+            given = "config" if config is not None else f"preset {preset!r}"
+            raise ConfigError(
+                f"sim={str(sim)!r} replaces the preset; it cannot be combined with {given} "
+                "(use decaygym/InterestDecay-v1 or the env classes with sim= alone)"
+            )
+        from envs.simulator_folder import load_sim
+
+        base = load_sim(sim)
+    else:
+        base = config if config is not None else get_preset(preset or "default")
     if artifact is not None:
         overrides["artifact"] = str(artifact)
     return base.replace(**overrides) if overrides else base
@@ -214,6 +235,7 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
     | `preset`      | str                | `"default"` | named config in `envs.config.PRESETS`            |
     | `config`      | SimConfig \\| None | `None`      | a full config (overrides `preset`)               |
     | `artifact`    | str \\| None       | `None`      | fitted decay artifact folder to draw users from  |
+    | `sim`         | str \\| None       | `None`      | simulator folder (decaygym-build-sim), not `preset` |
     | `population`  | Population \\| None| `None`      | explicit population (e.g. bootstrapped real users)|
     | `hidden_info` | bool               | `False`     | add the hidden truth to `info` (oracle only)     |
     | `**overrides` | SimConfig fields   |             | e.g. `num_slots=10`, `horizon=5`                 |
@@ -263,9 +285,10 @@ class InterestDecayEnv(gym.Env[NDArray[np.float32], NDArray[np.int64]]):
         population: Population | None = None,
         render_mode: str | None = None,
         hidden_info: bool = False,
+        sim: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> None:
-        self.config = make_config(config, preset, artifact, **overrides)
+        self.config = make_config(config, preset, artifact, sim, **overrides)
         self.render_mode = render_mode
         self.hidden_info = bool(hidden_info)
         self.sim = Simulator(self.config, population)

@@ -7,6 +7,7 @@ over users). User i of a vector env reset with seed s behaves exactly like
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,7 +59,7 @@ class InterestDecayVectorEnv(gym.vector.VectorEnv):
 
     Args:
         num_envs: N, the number of users stepped together.
-        preset, config, artifact, population, **overrides: as for ``InterestDecayEnv``.
+        preset, config, artifact, population, sim, **overrides: as for ``InterestDecayEnv``.
         max_episode_steps: truncation horizon; default ``config.horizon``; more is refused.
         hidden_info: add the hidden truth to ``info`` (costs one gather per step).
     """
@@ -75,11 +76,12 @@ class InterestDecayVectorEnv(gym.vector.VectorEnv):
         max_episode_steps: int | None = None,
         hidden_info: bool = False,
         render_mode: str | None = None,
+        sim: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> None:
         if not isinstance(num_envs, int | np.integer) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        self.config = make_config(config, preset, artifact, **overrides)
+        self.config = make_config(config, preset, artifact, sim, **overrides)
         self.num_envs = int(num_envs)
         self.max_episode_steps = check_time_limit(max_episode_steps, self.config)
         self.hidden_info = hidden_info

@@ -51,11 +51,17 @@ from agents.statistics import hierarchical_bootstrap, holm_bootstrap, paired_hie
 from agents.trained import ALGOS
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
-from envs.config import PRESETS, get_preset
 from scripts import evaluate as evaluate_script
 from scripts import explain as explain_script
 from scripts import train as train_script
-from scripts.common import console, make_run_dir, run_cli, write_provenance
+from scripts.common import (
+    add_simulator_options,
+    console,
+    make_run_dir,
+    resolve_simulator,
+    run_cli,
+    write_provenance,
+)
 from scripts.plots import pyplot, save_png
 
 BASELINE_POLICIES = ("threshold", "threshold_plus", "best_rule", "greedy", "random", "always_show", "oracle")
@@ -108,7 +114,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--help`` explains each."""
     parser = argparse.ArgumentParser(prog="decaygym-benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--level", default="quick", help=f"budget: {', '.join(LEVELS)} (default: quick)")
-    parser.add_argument("--preset", default="default", help=f"simulator preset: {', '.join(PRESETS)}")
+    add_simulator_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="root seed (default: 0)")
     parser.add_argument("--algos", nargs="+", default=["ppo"], help=f"agents to train: {', '.join(ALGOS)}")
     parser.add_argument("--out", help="run folder (default: runs/benchmark__<preset>__seed<seed>__<time>)")
@@ -137,7 +143,8 @@ def check_args(args: argparse.Namespace) -> Level:
     """The level with overrides applied; ConfigError names a bad option."""
     if args.level not in LEVELS:
         raise ConfigError(f"unknown --level {args.level!r}; known: {', '.join(LEVELS)}")
-    get_preset(args.preset)
+    args.simulator = resolve_simulator(args)  # ConfigError names a bad preset or simulator folder
+    args.preset = args.simulator.preset
     unknown = [a for a in args.algos if a not in ALGOS]
     if unknown:
         raise ConfigError(f"unknown --algos {', '.join(unknown)}; known: {', '.join(ALGOS)}")
@@ -150,7 +157,7 @@ def check_args(args: argparse.Namespace) -> Level:
     for name, value in changes.items():
         if value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    evaluate_script.check_specs(args.policies, get_preset(args.preset), args.seed)  # before any training
+    evaluate_script.check_specs(args.policies, args.simulator.config, args.seed)  # before any training
     return Level(**{**asdict(level), **changes})
 
 
@@ -174,7 +181,7 @@ def stage_tune(run_dir: Path, args: argparse.Namespace, level: Level) -> Path:
     scratch = run_dir / "tuning"
     evaluate_script.main(
         [
-            "--preset", args.preset, "--seed", str(args.seed),
+            *args.simulator.argv(), "--seed", str(args.seed),
             "--policies", "threshold", "threshold_plus", "best_rule", *custom,
             "--eval-users", "8", "--train-users", str(level.tuning_users), "--out", str(scratch),
             "--grid", level.show_above, level.retire_below, "--max-unanswered", level.max_unanswered,
@@ -201,7 +208,7 @@ def stage_train(run_dir: Path, args: argparse.Namespace, level: Level) -> dict[s
                 argv.append("--resume")
             else:
                 argv += [
-                    "--algo", algo, "--preset", args.preset, "--seed", str(args.seed + k),
+                    "--algo", algo, *args.simulator.argv(), "--seed", str(args.seed + k),
                     "--timesteps", str(level.timesteps), "--eval-users", str(level.valid_users),
                 ]  # fmt: skip
                 if level.n_envs is not None:
@@ -223,7 +230,7 @@ def stage_explain(run_dir: Path, args: argparse.Namespace, level: Level, run: Pa
     if not _done(tree):
         explain_script.main(
             [
-                "--policy", str(model_path(run)), "--preset", args.preset, "--seed", str(args.seed),
+                "--policy", str(model_path(run)), *args.simulator.argv(), "--seed", str(args.seed),
                 "--out", str(out), "--train-users", str(level.explain_users),
                 "--check-users", str(level.explain_users), "--tuned", str(tuned),
             ]
@@ -246,7 +253,7 @@ def stage_evaluate(
     if not _done(out / "summary.json") or not _evaluated(out / "summary.json", wanted):
         evaluate_script.main(
             [
-                "--preset", args.preset, "--seed", str(args.seed), "--eval-users", str(level.eval_users),
+                *args.simulator.argv(), "--seed", str(args.seed), "--eval-users", str(level.eval_users),
                 "--tuned", str(tuned), "--out", str(out), "--policies", *wanted,
             ]
         )  # fmt: skip
@@ -443,20 +450,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run (or finish) the benchmark; returns the exit status."""
     args = parse_args(argv)
     level = check_args(args)
-    run_dir = make_run_dir(args.out, "benchmark", args.preset, args.seed)
+    run_dir = make_run_dir(args.out, "benchmark", args.simulator.label, args.seed)
     write_provenance(
         run_dir,
         {
             "level": args.level,
             "budgets": asdict(level),
             "preset": args.preset,
+            "simulator": args.simulator.record(),
             "algos": args.algos,
             "policies": args.policies,
         },
         args.seed,
         ["scripts.benchmark", *(argv or [])],
     )
-    console.print(f"[bold]benchmark[/bold] {args.level} on {args.preset}: tuning the baselines")
+    console.print(f"[bold]benchmark[/bold] {args.level} on {args.simulator.label}: tuning the baselines")
     tuned = stage_tune(run_dir, args, level)
     console.print(
         f"training {', '.join(args.algos)} on {level.train_seeds} seed(s) x {level.timesteps:,} steps"
@@ -503,6 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "level": args.level,
             "budgets": asdict(level),
             "preset": args.preset,
+            "simulator": args.simulator.record(),
             "seed": args.seed,
             "policies": summary["policies"],
             "tuned": summary["tuned"],

@@ -31,7 +31,7 @@ import numpy as np
 
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from envs.calibration import DEFAULT_GRID, KNOBS, Calibration, calibrate
-from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
+from scripts.common import console, make_run_dir, progress, resolve_simulator, run_cli, write_provenance
 from scripts.fidelity import add_cohort_options, check_cohort_options, cohort_configs, load_data
 from scripts.plots import pyplot, save_png
 
@@ -193,7 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir = make_run_dir(args.out, "calibrate", label, args.seed)
         write_provenance(
             run_dir,
-            {**vars(args), "data": data_info, "task": task_config.to_dict(), "sim_config": base.to_dict()},
+            {
+                **vars(args),
+                "data": data_info,
+                "task": task_config.to_dict(),
+                "sim_config": base.to_dict(),
+                "simulator": resolve_simulator(args).record(),
+            },
             args.seed,
             ["scripts.calibrate", *(sys.argv[1:] if argv is None else argv)],
         )
@@ -210,22 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_point=lambda _: bar.update(task, advance=1),
         )
         chosen_cv, base_cv = result.cross_validated()
-        atomic_write_json(
-            run_dir / "calibration.json",
-            {
-                "chosen": result.best.values,
-                "cross_validated_score": {"chosen": chosen_cv, "shipped": base_cv},
-                "folds": [f.to_dict() for f in result.folds],
-                "groups": [len(g) for g in result.groups],
-                "noise_floor": [
-                    {k: (v if math.isfinite(v) else None) for k, v in d.items()} for d in result.noise_floor
-                ],
-                "shipped": result.base.to_dict(),
-                "points": [p.to_dict() for p in result.points],
-                "score": "mean over statistics of distance / target, averaged over the simulation seeds",
-                "data": data_info,
-            },
-        )
+        atomic_write_json(run_dir / "calibration.json", {**result.to_dict(), "data": data_info})
         sections = table_sections(result, args.top)
         atomic_write_bytes(run_dir / "table.md", (markdown(sections) + "\n").encode())
         plot_score_map(run_dir / "score_map.png", result)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import resource
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from decay_model.atomic import atomic_write_json
-from decay_model.errors import DecaygymError
+from decay_model.errors import ConfigError, DecaygymError
+from envs.config import PRESETS, SimConfig, get_preset
+from envs.simulator_folder import load_sim, sim_provenance
 
 console = Console(stderr=True)
 
@@ -90,6 +94,66 @@ def write_provenance(run_dir: Path, config: dict[str, Any], seed: int, argv: Seq
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )
+
+
+@dataclass(frozen=True)
+class Simulator:
+    """The simulator a command runs on: a named preset, or a folder built by ``decaygym-build-sim``.
+
+    A folder keeps the ``default`` preset's sizes (the build starts from them), so ``preset`` is
+    ``default`` for it: the preset's hyperparameters and env id apply, and ``env_kwargs`` adds the
+    folder to every env the command makes.
+    """
+
+    preset: str
+    sim: str | None
+    config: SimConfig
+
+    @property
+    def label(self) -> str:
+        """Short name for run folders: the preset, or the folder's name."""
+        return self.preset if self.sim is None else Path(self.sim).name
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments every env (and ``agents``' ``**overrides``) needs for this simulator."""
+        return {} if self.sim is None else {"sim": self.sim}
+
+    def argv(self) -> list[str]:
+        """The options that select it again, for the commands a command runs."""
+        return ["--preset", self.preset] if self.sim is None else ["--sim", self.sim]
+
+    def record(self) -> dict[str, Any]:
+        """What a run folder's config.json keeps of it (a folder's fingerprint from its card)."""
+        return {"preset": self.preset, "sim": None if self.sim is None else sim_provenance(self.sim)}
+
+
+def add_simulator_options(parser: argparse.ArgumentParser) -> None:
+    """``--preset NAME`` or ``--sim DIR`` (one of them; default: the ``default`` preset)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--preset", help=f"simulator preset: {', '.join(PRESETS)} (default: default)")
+    group.add_argument(
+        "--sim", metavar="DIR", help="simulator folder built from your logs by decaygym-build-sim"
+    )
+
+
+def resolve_simulator(args: argparse.Namespace) -> Simulator:
+    """The simulator of ``add_simulator_options``' arguments; ConfigError names a bad preset or folder."""
+    if getattr(args, "sim", None):
+        return Simulator("default", str(args.sim), load_sim(args.sim))
+    preset = getattr(args, "preset", None) or "default"
+    return Simulator(preset, None, get_preset(preset))
+
+
+def check_tuned_simulator(data: dict[str, Any], path: str | Path, sim: Simulator) -> None:
+    """ConfigError unless the tuned parameters in ``path`` were tuned on the same simulator folder."""
+    recorded = (data.get("simulator") or {}).get("sim") or {}
+    ours = sim.record()["sim"] or {}
+    if recorded.get("fingerprint") != ours.get("fingerprint"):
+        where = f"simulator folder {recorded.get('path')}" if recorded else f"preset {data.get('preset')!r}"
+        now = f"simulator folder {sim.sim}" if sim.sim else f"preset {sim.preset!r}"
+        raise ConfigError(
+            f"tuned parameters {path} were tuned on {where}, not on {now}: tune on what you run"
+        )
 
 
 def progress() -> Progress:

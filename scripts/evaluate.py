@@ -77,8 +77,18 @@ from agents.tuning import (
 )
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
-from envs.config import PRESETS, SimConfig, get_preset
-from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
+from envs.config import SimConfig
+from scripts.common import (
+    Simulator,
+    add_simulator_options,
+    check_tuned_simulator,
+    console,
+    make_run_dir,
+    progress,
+    resolve_simulator,
+    run_cli,
+    write_provenance,
+)
 from scripts.plots import pyplot, save_png
 
 THRESHOLD, THRESHOLD_PLUS, BEST_RULE, ORACLE = "threshold", "threshold_plus", "best_rule", "oracle"
@@ -134,7 +144,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "baselines; the module must be importable, e.g. PYTHONPATH=.); "
         "threshold and oracle are added when missing",
     )
-    parser.add_argument("--preset", default="default", help=f"simulator preset: {', '.join(PRESETS)}")
+    add_simulator_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="root seed: users, random policy, bootstrap")
     parser.add_argument("--eval-users", type=int, default=2000, help="held-out users (default: 2000)")
     parser.add_argument("--out", help="run folder (default: runs/evaluate__<preset>__seed<seed>__<time>)")
@@ -268,9 +278,10 @@ def tunable_specs(specs: Sequence[str]) -> list[str]:
     return out
 
 
-def read_tuned(path: str, preset: str, needed: list[str], custom: list[str]) -> dict[str, Any]:
-    """The ``--tuned`` file; ConfigError unless it holds every family in ``needed`` and spec in ``custom``."""
-    data = load_tuned(path, preset)
+def read_tuned(path: str, sim: Simulator, needed: list[str], custom: list[str]) -> dict[str, Any]:
+    """The ``--tuned`` file; ConfigError unless tuned on ``sim``, for every ``needed`` and ``custom``."""
+    data = load_tuned(path, sim.preset)
+    check_tuned_simulator(data, path, sim)
     missing = [f for f in needed if f not in data["tuned"]]
     missing += [c for c in custom if c not in data.get("custom", {})]
     if missing:
@@ -290,7 +301,7 @@ def get_tuned(
     go to the ``tuned`` and ``custom`` sections of tuned.json.
     """
     if args.tuned:
-        return read_tuned(args.tuned, args.preset, needed, custom), str(args.tuned)
+        return read_tuned(args.tuned, args.simulator, needed, custom), str(args.tuned)
     grid = TuningGrid(_floats(args.grid[0]), _floats(args.grid[1]), _max_unanswered(args.max_unanswered))
     factories = [resolve(spec) for spec in custom]
     total = grid_size(grid, needed) + sum(len(f.points()) for f in factories)
@@ -300,15 +311,18 @@ def get_tuned(
     def advance(*_: Any) -> None:
         bar.advance(task)
 
-    result = tune(args.preset, seeds, families=needed, grid=grid, batch=args.batch, on_point=advance)
-    data = result.to_dict()
+    env_kwargs = args.simulator.env_kwargs()
+    result = tune(
+        args.preset, seeds, families=needed, grid=grid, batch=args.batch, on_point=advance, **env_kwargs
+    )
+    data = {**result.to_dict(), "simulator": args.simulator.record()}
     tables = [result.table]
     if factories:
-        config = get_preset(args.preset)
+        config = args.simulator.config
         data["custom"] = {}
         for factory in factories:
             entry, rows = factory.tune(
-                config, args.preset, seeds, seed=args.seed, batch=args.batch, on_point=advance
+                config, args.preset, seeds, seed=args.seed, batch=args.batch, on_point=advance, **env_kwargs
             )
             data["custom"][factory.spec.canonical] = entry
             tables.append(pd.DataFrame(rows))
@@ -516,7 +530,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("eval_users", "train_users", "batch", "n_boot"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    config = get_preset(args.preset)
+    sim = args.simulator = resolve_simulator(args)
+    args.preset = sim.preset  # a simulator folder keeps the default preset's sizes and env id
+    config = sim.config
     check_specs(args.policies, config, args.seed)
     # one entry per policy; custom specs in their canonical form, so that runs record and match them
     canonical = {spec_key(spec): spec_key(spec) if is_custom(spec) else spec for spec in args.policies}
@@ -528,12 +544,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     eval_seeds = evaluation_seeds(args.seed, args.eval_users)
     train_range = seed_scheme.train_users(args.seed, args.train_users)
     if args.tuned:
-        read_tuned(args.tuned, args.preset, needed, custom)  # a bad file fails before any work
-    run_dir = make_run_dir(args.out, "evaluate", args.preset, args.seed)
+        read_tuned(args.tuned, sim, needed, custom)  # a bad file fails before any work
+    run_dir = make_run_dir(args.out, "evaluate", sim.label, args.seed)
     write_provenance(
         run_dir,
         {
             "preset": args.preset,
+            "simulator": sim.record(),
             "sim_config": config.to_dict(),
             "policies": specs,
             "added_references": added,
@@ -564,7 +581,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         task = bar.add_task("held-out users", total=len(policies))
         for label, policy in policies.items():
             records[label] = evaluate(
-                policy, preset=args.preset, seeds=eval_seeds, num_users=args.batch, label=label
+                policy,
+                preset=args.preset,
+                seeds=eval_seeds,
+                num_users=args.batch,
+                label=label,
+                **sim.env_kwargs(),
             )
             # after every policy, so that a run that dies keeps the records of those already done
             write_records(run_dir, records)
@@ -583,7 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shares = summarize(rec, metrics=SHARES, n_boot=args.n_boot, seed=args.seed)
         report[label]["metrics"].update(shares.to_dict(orient="index"))
     title = (
-        f"preset {args.preset}, {args.eval_users} held-out users (seed {args.seed}); "
+        f"{'preset' if sim.sim is None else 'simulator'} {sim.label}, "
+        f"{args.eval_users} held-out users (seed {args.seed}); "
         "mean [95% bootstrap CI]; baselines tuned on training users"
     )
     frame = table_frame(report)
@@ -593,6 +616,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir / "summary.json",
         {
             "preset": args.preset,
+            "simulator": sim.record(),
             "seed": args.seed,
             "eval_users": args.eval_users,
             "eval_seeds": seed_scheme.eval_users(args.seed, args.eval_users).to_dict(),

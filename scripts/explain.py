@@ -41,8 +41,15 @@ from agents.tree_policy import (
 from agents.tuning import TUNED_FAMILIES, load_tuned, save_tuned, tune
 from decay_model.atomic import atomic_write_json
 from decay_model.errors import ConfigError
-from envs.config import PRESETS, get_preset
-from scripts.common import make_run_dir, progress, run_cli, write_provenance
+from scripts.common import (
+    add_simulator_options,
+    check_tuned_simulator,
+    make_run_dir,
+    progress,
+    resolve_simulator,
+    run_cli,
+    write_provenance,
+)
 from scripts.evaluate import check_specs, make_policy
 
 
@@ -52,7 +59,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--policy", required=True, metavar="NAME_OR_PATH", help="a trained model's path or a baseline name"
     )
-    parser.add_argument("--preset", default="default", help=f"simulator preset: {', '.join(PRESETS)}")
+    add_simulator_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="root seed of the users (default: 0)")
     parser.add_argument("--out", help="run folder (default: runs/explain__<preset>__seed<seed>__<time>)")
     parser.add_argument(
@@ -80,17 +87,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("train_users", "check_users", "max_depth", "min_samples_leaf", "batch", "n_boot"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    config = get_preset(args.preset)
+    sim = resolve_simulator(args)
+    args.preset = sim.preset  # a simulator folder keeps the default preset's sizes and env id
+    config = sim.config
     check_specs([args.policy])
     train_range = seed_scheme.train_users(args.seed, args.train_users)
     check_range = seed_scheme.valid_users(args.seed, args.check_users)
-    tuned = load_tuned(args.tuned, args.preset)["tuned"] if args.tuned else None
-    run_dir = make_run_dir(args.out, "explain", args.preset, args.seed)
+    tuned = None
+    if args.tuned:
+        data = load_tuned(args.tuned, args.preset)
+        check_tuned_simulator(data, args.tuned, sim)
+        tuned = data["tuned"]
+    run_dir = make_run_dir(args.out, "explain", sim.label, args.seed)
     write_provenance(
         run_dir,
         {
             "policy": args.policy,
             "preset": args.preset,
+            "simulator": sim.record(),
             "sim_config": config.to_dict(),
             "fit_seeds": train_range.to_dict(),
             "check_seeds": check_range.to_dict(),
@@ -105,7 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with progress() as bar:
         task = bar.add_task("rolling out, fitting, checking", total=4)
         if args.policy in TUNED_FAMILIES and (tuned is None or args.policy not in tuned):
-            result = tune(args.preset, train_range.seeds(), families=(args.policy,), batch=args.batch)
+            result = tune(
+                args.preset,
+                train_range.seeds(),
+                families=(args.policy,),
+                batch=args.batch,
+                **sim.env_kwargs(),
+            )
             save_tuned(run_dir / "tuned.json", result)
             tuned = result.tuned
         policy = make_policy(args.policy, args.preset, config, tuned, args.seed)
@@ -125,11 +145,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.advance(task)
         policy = make_policy(args.policy, args.preset, config, tuned, args.seed)
         rec_policy = evaluate(
-            policy, preset=args.preset, seeds=check_range.seeds(), num_users=args.batch, label=args.policy
+            policy,
+            preset=args.preset,
+            seeds=check_range.seeds(),
+            num_users=args.batch,
+            label=args.policy,
+            **sim.env_kwargs(),
         )
         tree_policy = TreePolicy(arrays, config.horizon, config.exposure_slots)
         rec_tree = evaluate(
-            tree_policy, preset=args.preset, seeds=check_range.seeds(), num_users=args.batch, label="tree"
+            tree_policy,
+            preset=args.preset,
+            seeds=check_range.seeds(),
+            num_users=args.batch,
+            label="tree",
+            **sim.env_kwargs(),
         )
         bar.advance(task)
 

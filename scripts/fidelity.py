@@ -35,9 +35,17 @@ from decay_model.exponential import DecayFitConfig
 from decay_model.logs import SOURCES, BehaviourLog, load_log
 from decay_model.synthetic import SyntheticConfig, generate
 from decay_model.task import TaskConfig
-from envs.config import TAOBAO_REPEAT_PER_VISIT, SimConfig, get_preset
+from envs.config import TAOBAO_REPEAT_PER_VISIT, SimConfig
 from envs.fidelity import FIDELITY_SPLIT, POLICIES, FidelityReport, fidelity_report
-from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
+from scripts.common import (
+    add_simulator_options,
+    console,
+    make_run_dir,
+    progress,
+    resolve_simulator,
+    run_cli,
+    write_provenance,
+)
 from scripts.plots import pyplot, save_png
 
 PROG = "decaygym-fidelity"
@@ -49,9 +57,7 @@ def add_cohort_options(parser: argparse.ArgumentParser) -> None:
         "--logs", metavar="PATH", help="behaviour log (CSV or Parquet); default: the built-in synthetic log"
     )
     parser.add_argument("--source", choices=sorted(SOURCES), help="vocabulary of the log (default: detected)")
-    parser.add_argument(
-        "--preset", default="default", help="simulator preset (envs.config.PRESETS; default: default)"
-    )
+    add_simulator_options(parser)
     parser.add_argument(
         "--engagement-budget",
         type=float,
@@ -93,7 +99,7 @@ def check_cohort_options(parser: argparse.ArgumentParser, args: argparse.Namespa
 
 def cohort_configs(args: argparse.Namespace) -> tuple[SimConfig, TaskConfig]:
     """The simulator's config (the preset, budget mode as asked) and the split, from the shared options."""
-    config = get_preset(args.preset)
+    config = resolve_simulator(args).config
     if args.engagement_budget is not None:
         config = config.replace(engagement_budget=args.engagement_budget)
     return config, TaskConfig(
@@ -271,7 +277,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir = make_run_dir(args.out, "fidelity", label, args.seed)
         write_provenance(
             run_dir,
-            {**vars(args), "data": data_info, "task": task_config.to_dict(), "sim_config": config.to_dict()},
+            {
+                **vars(args),
+                "data": data_info,
+                "task": task_config.to_dict(),
+                "sim_config": config.to_dict(),
+                "simulator": resolve_simulator(args).record(),
+            },
             args.seed,
             ["scripts.fidelity", *(sys.argv[1:] if argv is None else argv)],
         )

@@ -27,13 +27,11 @@ from typing import Any
 import numpy as np
 
 from decay_model import MODELS, TaskConfig
-from decay_model.artifact import save_artifact
+from decay_model.artifact import fit_and_save
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.logs import SOURCES, BehaviourLog, load_log
-from decay_model.metrics import TABLE_NAMES, calibration_table, evaluate
+from decay_model.metrics import TABLE_NAMES, calibration_table
 from decay_model.neural import PRESETS, NeuralDecay, preset
-from decay_model.population import summarize_population
-from decay_model.ranking import ranking_metrics
 from decay_model.synthetic import SyntheticConfig, generate
 from decay_model.task import EvalTask
 from scripts import plots
@@ -213,10 +211,6 @@ def plot_reliability(path: Path, task: EvalTask, predictions: dict[str, np.ndarr
     plt.close(fig)
 
 
-def _clean(metrics: dict[str, float]) -> dict[str, float | None]:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Fit, evaluate, write the run folder and print the table."""
     args = parse_args(argv)
@@ -251,32 +245,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         encoded: dict[str, Any] = {}
         for name in names:
             bar.update(step, description=f"fitting {name}")
-            model = build_model(name, args, run_dir, bar).fit(task)
-            fitted[name] = model
-            metrics[name] = {}
-            for split in REPORTED_SPLITS:
-                p = model.predict(task, split)
-                metrics[name][split] = _clean(
-                    {**evaluate(task.labels(split), p), **ranking_metrics(task, split, p)}
-                )
-                if split == "test":
-                    test_predictions[name] = p
-            # Users as the training period left them: what the simulator bootstraps from.
-            encode = getattr(model, "encode", None)
-            encoded[name] = encode(log, at=task.split.valid_start) if encode else None
-            population = summarize_population(encoded[name]) if encode else None
-            save_artifact(
-                model,
+            model, metrics[name], predictions, encoded[name] = fit_and_save(
+                build_model(name, args, run_dir, bar),
+                task,
                 run_dir / "artifacts" / name,
                 log=log,
-                task_config=task_config,
-                metrics=metrics[name],
-                population=population,
+                periods=REPORTED_SPLITS,
                 extra={
                     "command": "python -m scripts.fit_decay "
                     + " ".join(sys.argv[1:] if argv is None else argv)
                 },
             )
+            fitted[name] = model
+            test_predictions[name] = predictions["test"]
             bar.update(step, advance=1)
         bar.update(step, description="writing tables and plots")
         atomic_write_json(run_dir / "metrics.json", metrics)

@@ -36,7 +36,16 @@ from rich.table import Table
 import envs
 from decay_model.atomic import atomic_write_json
 from envs.vector import InterestDecayVectorEnv
-from scripts.common import console, peak_rss_mib, progress, run_cli, versions
+from scripts.common import (
+    Simulator,
+    add_simulator_options,
+    console,
+    peak_rss_mib,
+    progress,
+    resolve_simulator,
+    run_cli,
+    versions,
+)
 
 POLICIES = {"mixed": (0.6, 0.35, 0.05), "show": (1.0, 0.0, 0.0), "random": (1 / 3, 1 / 3, 1 / 3)}
 
@@ -44,12 +53,7 @@ POLICIES = {"mixed": (0.6, 0.35, 0.05), "show": (1.0, 0.0, 0.0), "random": (1 / 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--help`` explains each."""
     parser = argparse.ArgumentParser(prog="decaygym-throughput", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--preset",
-        default="default",
-        choices=sorted(envs.PRESETS),
-        help="simulator preset (default: default, K = 20)",
-    )
+    add_simulator_options(parser)
     parser.add_argument(
         "--sizes",
         type=int,
@@ -86,9 +90,11 @@ def draw_actions(policy: str, shape: tuple[int, ...], seed: int, count: int = 8)
     return gen.choice(3, size=(count, *shape), p=POLICIES[policy]).astype(np.int64)
 
 
-def time_single(env_id: str, policy: str, seconds: float, seed: int) -> tuple[float, float, int]:
+def time_single(
+    env_id: str, policy: str, seconds: float, seed: int, **env_kwargs: Any
+) -> tuple[float, float, int]:
     """User-steps per wall-clock and per CPU second of one env stepped in a Python loop (with resets)."""
-    env = gym.make(env_id)
+    env = gym.make(env_id, **env_kwargs)
     env.reset(seed=seed)
     actions = draw_actions(policy, env.action_space.shape, seed, count=64)
     for a in actions[:8]:  # warm-up
@@ -106,14 +112,16 @@ def time_single(env_id: str, policy: str, seconds: float, seed: int) -> tuple[fl
 
 
 def time_vector(
-    preset: str, num_users: int, policy: str, seconds: float, seed: int, reencode_every: int = 0
+    sim: Simulator, num_users: int, policy: str, seconds: float, seed: int, reencode_every: int = 0
 ) -> dict[str, Any]:
     """One table row: user-steps per second (wall clock, CPU) of the vector env with ``num_users`` users.
 
     With ``reencode_every`` > 0 the users are re-encoded that often and at least two
     re-encodings are timed.
     """
-    venv = InterestDecayVectorEnv(num_users, preset=preset, reencode_every=reencode_every)
+    venv = InterestDecayVectorEnv(
+        num_users, preset=sim.preset, reencode_every=reencode_every, **sim.env_kwargs()
+    )
     venv.reset(seed=seed)
     actions = draw_actions(policy, venv.action_space.shape, seed)
     for a in actions[:2]:
@@ -139,12 +147,14 @@ def time_vector(
     }
 
 
-def time_kernel(preset: str, num_users: int, policy: str, seconds: float, seed: int, threads: int) -> float:
+def time_kernel(
+    sim: Simulator, num_users: int, policy: str, seconds: float, seed: int, threads: int
+) -> float:
     """Seconds per user-step of the bare compiled step on ``threads`` of Numba's threads.
 
     ``Simulator.step`` with observations and no env around it: what the dynamics themselves cost.
     """
-    venv = InterestDecayVectorEnv(num_users, preset=preset)
+    venv = InterestDecayVectorEnv(num_users, preset=sim.preset, **sim.env_kwargs())
     venv.reset(seed=seed)
     sim, state = venv.sim, venv.state
     obs = np.empty((num_users, venv.config.obs_size), np.float32)
@@ -167,12 +177,15 @@ def time_kernel(preset: str, num_users: int, policy: str, seconds: float, seed: 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure, print the table, optionally write JSON; returns the exit status."""
     args = parse_args(argv)
-    env_id = envs.env_id(args.preset)
+    sim = resolve_simulator(args)
+    env_id = envs.env_id(sim.preset)
     rows: list[dict[str, Any]] = []
     with progress() as bar:
         task = bar.add_task("measuring", total=3 + len(args.sizes))
         bar.update(task, description="single env (Python loop)")
-        single, single_cpu, steps = time_single(env_id, args.policy, args.seconds, args.seed)
+        single, single_cpu, steps = time_single(
+            env_id, args.policy, args.seconds, args.seed, **sim.env_kwargs()
+        )
         rows.append(
             {
                 "what": "single env, Python loop",
@@ -187,17 +200,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.advance(task)
         for n in args.sizes:
             bar.update(task, description=f"vector env, N = {n:,}")
-            rows.append(time_vector(args.preset, n, args.policy, args.seconds, args.seed))
+            rows.append(time_vector(sim, n, args.policy, args.seconds, args.seed))
             bar.advance(task)
         reencode = None
         if args.reencode_every > 0:
             n, every = args.reencode_size, args.reencode_every
             bar.update(task, description=f"vector env, N = {n:,}, re-encoding every {every} visits")
-            reencode = time_vector(args.preset, n, args.policy, args.seconds, args.seed, every)
+            reencode = time_vector(sim, n, args.policy, args.seconds, args.seed, every)
         bar.advance(task)
         bar.update(task, description="the bare compiled step")
-        step_n1 = time_kernel(args.preset, 1, args.policy, args.seconds, args.seed, threads=1)
-        step_cached = time_kernel(args.preset, 1024, args.policy, args.seconds, args.seed, threads=1)
+        step_n1 = time_kernel(sim, 1, args.policy, args.seconds, args.seed, threads=1)
+        step_cached = time_kernel(sim, 1024, args.policy, args.seconds, args.seed, threads=1)
         bar.advance(task)
 
     largest = max(args.sizes)
@@ -207,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(reencode)
     ratio = vector[str(largest)] / single
     table = Table(
-        title=f"decaygym throughput: preset {args.preset}, K = {envs.PRESETS[args.preset].num_slots}, "
+        title=f"decaygym throughput: {'preset' if sim.sim is None else 'simulator'} {sim.label}, "
+        f"K = {sim.config.num_slots}, "
         f"policy {args.policy}, {os.cpu_count()} CPUs"
     )
     for col in ("run", "N", "user-steps/s", "per CPU-s", "calls", "state MiB", "peak RSS MiB"):
@@ -262,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ratio_n": largest,
             "load_average": load,
             "rows": rows,
-            "preset": args.preset,
+            "preset": sim.preset,
+            "simulator": sim.record(),
             "policy": args.policy,
             "seconds": args.seconds,
             "machine": {

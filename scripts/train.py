@@ -76,7 +76,17 @@ from agents.trained import (
 from agents.wrappers import OneAtATimeVecEnv
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
-from scripts.common import make_run_dir, progress, run_cli, versions, write_provenance
+from envs.simulator_folder import load_sim
+from scripts.common import (
+    Simulator,
+    add_simulator_options,
+    make_run_dir,
+    progress,
+    resolve_simulator,
+    run_cli,
+    versions,
+    write_provenance,
+)
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
@@ -88,7 +98,17 @@ SEEDS_FILE = "seeds.json"
 SUMMARY_FILE = "summary.json"
 DEFAULT_EVAL_USERS = 256
 #: options a resumed run takes from its folder (giving another value is an error)
-RESUME_FIXED = ("algo", "preset", "seed", "timesteps", "n_envs", "eval_users", "eval_freq", "checkpoint_freq")
+RESUME_FIXED = (
+    "algo",
+    "preset",
+    "sim",
+    "seed",
+    "timesteps",
+    "n_envs",
+    "eval_users",
+    "eval_freq",
+    "checkpoint_freq",
+)
 _EXTRA_PACKAGES = ("sb3-contrib", "tensorboard", "rl-zoo3", "optuna")
 
 
@@ -118,11 +138,16 @@ class TrainSettings:
     """The YAML entry the run uses, as read (so a resume does not depend on the file)."""
     hyperparams_source: str
     """Where the entry came from."""
+    sim: str | None = None
+    """Simulator folder (``decaygym-build-sim``) the run trains on instead of the preset's config
+    (it keeps the ``default`` preset's sizes and hyperparameters); None: the preset."""
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ConfigError(f"unknown --algo {self.algo!r}; known: {', '.join(ALGOS)}")
         envs.get_preset(self.preset)  # ConfigError names the known presets
+        if self.sim is not None:
+            load_sim(self.sim)  # ConfigError names the folder and its missing or incompatible part
         for name in ("timesteps", "n_envs", "eval_users", "checkpoint_freq"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -139,6 +164,13 @@ class TrainSettings:
         seeds.train_users(self.seed, self.n_envs)
 
     @property
+    def simulator(self) -> Simulator:
+        """The simulator the run trains on."""
+        if self.sim is None:
+            return Simulator(self.preset, None, envs.get_preset(self.preset))
+        return Simulator(self.preset, self.sim, load_sim(self.sim))
+
+    @property
     def params(self) -> Hyperparams:
         """The parsed hyperparameters."""
         return hyperparams_from_entry(
@@ -150,7 +182,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--help`` explains each."""
     parser = argparse.ArgumentParser(prog="decaygym-train", description=__doc__.splitlines()[0])
     parser.add_argument("--algo", help=f"algorithm: {', '.join(ALGOS)} (default: ppo)")
-    parser.add_argument("--preset", help=f"simulator preset: {', '.join(envs.PRESETS)} (default: default)")
+    add_simulator_options(parser)
     parser.add_argument("--seed", type=int, help="root seed: model and user seeds (default: 0)")
     parser.add_argument("--timesteps", type=int, help="training budget (default: the YAML's n_timesteps)")
     parser.add_argument("--out", help="run folder (default: runs/train__<algo>_<preset>__seed<seed>__<time>)")
@@ -179,10 +211,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def settings_from_args(args: argparse.Namespace) -> TrainSettings:
     """Settings of a new run: the options, with the YAML's defaults."""
     algo = args.algo or "ppo"
-    preset = args.preset or "default"
     if algo not in ALGOS:
         raise ConfigError(f"unknown --algo {algo!r}; known: {', '.join(ALGOS)}")
-    envs.get_preset(preset)
+    simulator = resolve_simulator(args)
+    preset = simulator.preset
     params = load_hyperparams(algo, preset, args.hyperparams)
     timesteps = params.n_timesteps if args.timesteps is None else args.timesteps
     if timesteps < 1:
@@ -194,6 +226,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
     return TrainSettings(
         algo=algo,
         preset=preset,
+        sim=simulator.sim,
         seed=0 if args.seed is None else args.seed,
         timesteps=timesteps,
         n_envs=params.n_envs if args.n_envs is None else args.n_envs,
@@ -255,9 +288,11 @@ def make_env(settings: TrainSettings, num_users: int, training: bool, inner: Vec
     """The SB3 env of the algorithm: adapter (one-at-a-time for DQN), VecMonitor, VecNormalize if asked."""
     if inner is None:
         if settings.algo == "dqn":
-            inner = OneAtATimeVecEnv(num_users, preset=settings.preset)
+            inner = OneAtATimeVecEnv(num_users, preset=settings.preset, **settings.simulator.env_kwargs())
         else:
-            inner = InterestDecaySB3VecEnv(num_users, preset=settings.preset)
+            inner = InterestDecaySB3VecEnv(
+                num_users, preset=settings.preset, **settings.simulator.env_kwargs()
+            )
     env: VecEnv = VecMonitor(inner)
     params = settings.params
     if params.normalize is not None:
@@ -537,6 +572,7 @@ def train(settings: TrainSettings, run_dir: Path, resume: bool = False) -> Train
         preset=settings.preset,
         seeds=valid.seeds(),
         label=settings.algo,
+        **settings.simulator.env_kwargs(),
     )
     summary_path = run_dir / SUMMARY_FILE
     resumed_at = json.loads(summary_path.read_text()).get("resumed_at", []) if summary_path.is_file() else []
@@ -572,13 +608,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(
                 f"{args.out} already holds a run; continue it with --resume or choose another --out"
             )
-        run_dir = make_run_dir(args.out, "train", f"{settings.algo}_{settings.preset}", settings.seed)
+        run_dir = make_run_dir(
+            args.out, "train", f"{settings.algo}_{settings.simulator.label}", settings.seed
+        )
         config = {
             "algo": settings.algo,
             "preset": settings.preset,
             "env_id": env_id(settings.preset),
             "settings": asdict(settings),
-            "sim_config": envs.get_preset(settings.preset).to_dict(),
+            "simulator": settings.simulator.record(),
+            "sim_config": settings.simulator.config.to_dict(),
             "hyperparams": settings.hyperparams,
             "seeds": {
                 "scheme": seeds.scheme(),

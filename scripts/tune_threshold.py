@@ -31,7 +31,6 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-import envs
 from agents import seeds as seed_scheme
 from agents import tuning
 from agents.evaluation import evaluate, lifecycle_table, paired_difference, summarize
@@ -39,7 +38,15 @@ from agents.policy import AlwaysShow, Policy, RandomPolicy, RetireEverything, Sh
 from agents.tuning import DEFAULT_MAX_UNANSWERED
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
-from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
+from scripts.common import (
+    add_simulator_options,
+    console,
+    make_run_dir,
+    progress,
+    resolve_simulator,
+    run_cli,
+    write_provenance,
+)
 
 DEFAULT_SHOW = ",".join(f"{v:g}" for v in tuning.DEFAULT_SHOW)
 DEFAULT_RETIRE = ",".join(f"{v:g}" for v in tuning.DEFAULT_RETIRE)
@@ -63,7 +70,7 @@ def parse_floats(text: str, name: str) -> list[float]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--help`` explains each."""
     parser = argparse.ArgumentParser(prog="decaygym-tune-threshold", description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="default", choices=sorted(envs.PRESETS), help="simulator preset")
+    add_simulator_options(parser)
     parser.add_argument(
         "--seed", type=int, default=0, help="root seed: user seeds, random policy, bootstrap (default: 0)"
     )
@@ -169,11 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     families = [f for f in FAMILIES if f in {"threshold", *args.families}]
     train_range = seed_scheme.train_users(args.seed, args.train_users)
     eval_range = seed_scheme.eval_users(args.seed, args.eval_users)
-    run_dir = make_run_dir(args.out, "tune_threshold", args.preset, args.seed)
+    sim = resolve_simulator(args)
+    run_dir = make_run_dir(args.out, "tune_threshold", sim.label, args.seed)
     train_seeds, eval_seeds = train_range.seeds(), eval_range.seeds()
     config = {
-        "preset": args.preset,
-        "sim_config": envs.PRESETS[args.preset].to_dict(),
+        "preset": sim.preset,
+        "simulator": sim.record(),
+        "sim_config": sim.config.to_dict(),
         "grid": [list(p) for p in pairs],
         "max_unanswered": list(max_unanswered),
         "families": families,
@@ -193,12 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         total = tuning.grid_size(tuning_grid, families) + len(families) + 4
         task = bar.add_task("grid search (training users)", total=total)
         result = tuning.tune(
-            args.preset,
+            sim.preset,
             train_seeds,
             families=families,
             grid=tuning_grid,
             batch=args.batch,
             on_point=lambda *_: bar.advance(task),
+            **sim.env_kwargs(),
         )
         grid = result.family_table("threshold")
         best = grid.loc[grid["return"].idxmax()]
@@ -217,7 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         records: dict[str, pd.DataFrame] = {}
         for label, policy in policies.items():
             records[label] = evaluate(
-                policy, preset=args.preset, seeds=eval_seeds, num_users=args.batch, label=label
+                policy,
+                preset=sim.preset,
+                seeds=eval_seeds,
+                num_users=args.batch,
+                label=label,
+                **sim.env_kwargs(),
             )
             bar.advance(task)
 
@@ -245,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     atomic_write_json(
         run_dir / "summary.json",
         {
-            "preset": args.preset,
+            "preset": sim.preset,
+            "simulator": sim.record(),
             "tuned": tuned.to_dict(),
             "tuned_train_return": float(best["return"]),
             "tuned_families": result.tuned,
@@ -267,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out = Console(width=max(150, console.width))  # results on stdout
     table = Table(
-        title=f"threshold rules vs trivial policies: preset {args.preset}, {args.eval_users} held-out users "
+        title=f"threshold rules vs trivial policies: {'preset' if sim.sim is None else 'simulator'} "
+        f"{sim.label}, {args.eval_users} held-out users "
         f"(tuned on {args.train_users} training users, {len(result.table)} grid points); "
         "mean [95% bootstrap CI]"
     )
