@@ -76,13 +76,15 @@ def test_commands_run_on_the_folder_and_record_its_fingerprint(
         "2",
         "--seconds",
         "0.02",
-        "--reencode-every",
-        "0",
+        "--reencode-size",
+        "2",
         "--json",
         str(out),
     ]
-    assert throughput.main(argv) == 0
-    assert json.loads(out.read_text())["simulator"]["sim"]["fingerprint"] == fingerprint
+    assert throughput.main(argv) == 0  # an exponential-only folder: the re-encoding row is skipped, said why
+    result = json.loads(out.read_text())
+    assert result["simulator"]["sim"]["fingerprint"] == fingerprint
+    assert result["reencode"] is None and "neural" in result["reencode_skipped"]
 
 
 def test_tuned_parameters_of_another_simulator_are_refused(
