@@ -437,9 +437,16 @@ def grid_size(grid: TuningGrid, families: Sequence[str] = TUNED_FAMILIES) -> int
     )
 
 
-def save_tuned(path: Path, result: TuningResult) -> None:
-    """Write the tuned parameters as JSON, atomically."""
-    atomic_write_json(Path(path), result.to_dict())
+def save_tuned(path: Path, result: TuningResult, simulator: dict[str, Any] | None = None) -> None:
+    """Write the tuned parameters as JSON, atomically, with the simulator they were tuned on.
+
+    ``simulator`` is the run's record of its simulator (preset or built folder and its
+    fingerprint), so that parameters tuned on one simulator are not reused on another.
+    """
+    data = result.to_dict()
+    if simulator is not None:
+        data["simulator"] = simulator
+    atomic_write_json(Path(path), data)
 
 
 def load_tuned(path: Path | str, preset: str | None = None) -> dict[str, Any]:

@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 batch=args.batch,
                 **sim.env_kwargs(),
             )
-            save_tuned(run_dir / "tuned.json", result)
+            save_tuned(run_dir / "tuned.json", result, sim.record())
             tuned = result.tuned
         policy = make_policy(args.policy, args.preset, config, tuned, args.seed)
         fit_rows = collect_decisions(policy, config, train_range.seeds(), batch=args.batch)

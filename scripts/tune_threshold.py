@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = pd.concat(records.values(), ignore_index=True)
     atomic_write_bytes(run_dir / "grid.csv", grid.to_csv(index=False).encode())
     atomic_write_bytes(run_dir / "tuning_grid.csv", result.table.to_csv(index=False).encode())
-    tuning.save_tuned(run_dir / "tuned.json", result)
+    tuning.save_tuned(run_dir / "tuned.json", result, sim.record())
     atomic_write_bytes(run_dir / "results.csv", results.to_csv(index=False).encode())
     atomic_write_json(
         run_dir / "summary.json",

@@ -60,6 +60,8 @@ def test_commands_run_on_the_folder_and_record_its_fingerprint(
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["simulator"]["sim"]["fingerprint"] == fingerprint
     assert config["sim_config"]["artifact"] == str(sim / "decay")
+    tuned = json.loads((run / "tuned.json").read_text())
+    assert tuned["simulator"]["sim"]["fingerprint"] == fingerprint
     run = tmp_path / "eval"
     argv = ["--sim", str(sim), "--train-users", "8", "--eval-users", "8", "--n-boot", "20"]
     argv += ["--grid", "0.2", "0.1", "--max-unanswered", "none", "--policies", "always_show"]
