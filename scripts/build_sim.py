@@ -29,13 +29,13 @@ from decay_model.logs import SOURCES
 from decay_model.neural import PRESETS
 from decay_model.task import TaskConfig
 from envs.build import STAGE_NAMES, BuildHooks, BuildOptions, build_simulator
-from envs.calibration import DEFAULT_GRID, KNOBS
+from envs.calibration import KNOBS
 from envs.fidelity import FIDELITY_SPLIT, FidelityReport
+from scripts.calibrate import FLAGS, add_grid_options
 from scripts.common import console, progress, run_cli, versions
 from scripts.fidelity import format_table, plot_overlays
 
 PROG = "decaygym-build-sim"
-FLAGS = {"engagement_scale": "--scale", "engagement_gap_power": "--gap-power", "engagement_lift": "--lift"}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -69,14 +69,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--sim-seeds", type=int, nargs="+", default=[0, 1], help="simulation seeds per calibration score"
     )
     parser.add_argument("--folds", type=int, default=2, help="calibration user groups (default: 2)")
-    for knob, flag in FLAGS.items():
-        parser.add_argument(
-            flag,
-            type=float,
-            nargs="+",
-            default=list(DEFAULT_GRID[knob]),
-            help=f"calibration values of {knob} (default: {' '.join(map(str, DEFAULT_GRID[knob]))})",
-        )
+    add_grid_options(parser, "calibration values")
     args = parser.parse_args(argv)
     if not Path(args.logs).is_file():
         parser.error(f"--logs {args.logs}: no such file")

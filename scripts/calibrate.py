@@ -40,6 +40,18 @@ FLAGS = {"engagement_scale": "--scale", "engagement_gap_power": "--gap-power", "
 SHORT = {"engagement_scale": "κ", "engagement_gap_power": "β", "engagement_lift": "lift"}
 
 
+def add_grid_options(parser: argparse.ArgumentParser, what: str = "values") -> None:
+    """``--scale``, ``--gap-power``, ``--lift``: the grid of the engagement constants."""
+    for knob, flag in FLAGS.items():
+        parser.add_argument(
+            flag,
+            type=float,
+            nargs="+",
+            default=list(DEFAULT_GRID[knob]),
+            help=f"{what} of {knob} (default: {' '.join(map(str, DEFAULT_GRID[knob]))})",
+        )
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--help`` explains each."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
@@ -50,14 +62,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--sim-seeds", type=int, nargs="+", default=[0, 1], help="simulation seeds per score (default: 0 1)"
     )
     parser.add_argument("--folds", type=int, default=2, help="user groups k (default: 2)")
-    for knob, flag in FLAGS.items():
-        parser.add_argument(
-            flag,
-            type=float,
-            nargs="+",
-            default=list(DEFAULT_GRID[knob]),
-            help=f"values of {knob} (default: {' '.join(map(str, DEFAULT_GRID[knob]))})",
-        )
+    add_grid_options(parser)
     parser.add_argument("--top", type=int, default=10, help="grid points shown in the table (default: 10)")
     args = parser.parse_args(argv)
     check_cohort_options(parser, args)

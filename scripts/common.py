@@ -187,3 +187,18 @@ def run_cli(
         print(f"{prog}: interrupted; results already written are kept", file=sys.stderr)
         code = 130
     raise SystemExit(code)
+
+
+def parse_max_unanswered(text: str) -> tuple[int | None, ...]:
+    """A comma list of integers >= 1 or 'none'; ConfigError naming the option otherwise."""
+    out: list[int | None] = []
+    for v in (v.strip() for v in text.split(",") if v.strip()):
+        if v.lower() == "none":
+            out.append(None)
+        elif v.isdigit() and int(v) >= 1:
+            out.append(int(v))
+        else:
+            raise ConfigError(f"--max-unanswered: expected integers >= 1 or 'none', got {v!r}")
+    if not out:
+        raise ConfigError("--max-unanswered: expected at least one value")
+    return tuple(dict.fromkeys(out))

@@ -84,6 +84,7 @@ from scripts.common import (
     check_tuned_simulator,
     console,
     make_run_dir,
+    parse_max_unanswered,
     progress,
     resolve_simulator,
     run_cli,
@@ -112,20 +113,6 @@ def _floats(text: str) -> tuple[float, ...]:
     if not values or not all(math.isfinite(v) for v in values):
         raise ConfigError(f"expected a comma list of finite numbers, got {text!r}")
     return values
-
-
-def _max_unanswered(text: str) -> tuple[int | None, ...]:
-    out: list[int | None] = []
-    for v in (v.strip() for v in text.split(",") if v.strip()):
-        if v.lower() == "none":
-            out.append(None)
-        elif v.isdigit() and int(v) >= 1:
-            out.append(int(v))
-        else:
-            raise ConfigError(f"--max-unanswered: expected integers >= 1 or 'none', got {v!r}")
-    if not out:
-        raise ConfigError("--max-unanswered: expected at least one value")
-    return tuple(out)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -302,7 +289,7 @@ def get_tuned(
     """
     if args.tuned:
         return read_tuned(args.tuned, args.simulator, needed, custom), str(args.tuned)
-    grid = TuningGrid(_floats(args.grid[0]), _floats(args.grid[1]), _max_unanswered(args.max_unanswered))
+    grid = TuningGrid(_floats(args.grid[0]), _floats(args.grid[1]), parse_max_unanswered(args.max_unanswered))
     factories = [resolve(spec) for spec in custom]
     total = grid_size(grid, needed) + sum(len(f.points()) for f in factories)
     task = bar.add_task("tuning on training users", total=total)

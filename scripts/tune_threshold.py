@@ -42,6 +42,7 @@ from scripts.common import (
     add_simulator_options,
     console,
     make_run_dir,
+    parse_max_unanswered,
     progress,
     resolve_simulator,
     run_cli,
@@ -103,21 +104,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2048, help="users stepped together (default: 2048)")
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     return parser.parse_args(argv)
-
-
-def parse_max_unanswered(text: str) -> tuple[int | None, ...]:
-    """A comma list of integers >= 1 or 'none'; ConfigError naming the option otherwise."""
-    out: list[int | None] = []
-    for v in (v.strip() for v in text.split(",") if v.strip()):
-        if v.lower() == "none":
-            out.append(None)
-        elif v.isdigit() and int(v) >= 1:
-            out.append(int(v))
-        else:
-            raise ConfigError(f"--max-unanswered: expected integers >= 1 or 'none', got {v!r}")
-    if not out:
-        raise ConfigError("--max-unanswered: expected at least one value")
-    return tuple(dict.fromkeys(out))
 
 
 def grid_pairs(show: list[float], retire: list[float]) -> list[tuple[float, float]]:
