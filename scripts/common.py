@@ -1,130 +1,45 @@
-"""What every script shares: run folders, provenance, one-line errors, progress."""
+"""What every script shares: simulator options, one-line errors, progress, option parsers.
+
+Run folders and provenance (``agents.provenance``) and the simulator (``agents.simulator``) are
+imported here too, so that every script finds them in one place.
+"""
 
 from __future__ import annotations
 
 import argparse
-import platform
-import resource
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from decay_model.atomic import atomic_write_json
+from agents.provenance import git_commit, make_run_dir, peak_rss_mib, versions, write_provenance
+from agents.simulator import Simulator, check_tuned_simulator
 from decay_model.errors import ConfigError, DecaygymError
-from envs.config import PRESETS, SimConfig, get_preset
-from envs.simulator_folder import load_sim, sim_provenance
+from envs.config import PRESETS, get_preset
+from envs.simulator_folder import load_sim
+
+__all__ = [
+    "Simulator",
+    "add_simulator_options",
+    "check_positive",
+    "check_tuned_simulator",
+    "console",
+    "git_commit",
+    "make_run_dir",
+    "parse_floats",
+    "parse_max_unanswered",
+    "peak_rss_mib",
+    "progress",
+    "progress_tasks",
+    "resolve_simulator",
+    "run_cli",
+    "versions",
+    "write_provenance",
+]
 
 console = Console(stderr=True)
-
-_PACKAGES = (
-    "decaygym",
-    "numpy",
-    "numba",
-    "pandas",
-    "pyarrow",
-    "torch",
-    "gymnasium",
-    "stable-baselines3",
-    "scikit-learn",
-)
-
-
-def versions(extra: Sequence[str] = ()) -> dict[str, str]:
-    """Python and package versions (the common ones and ``extra``), recorded with every run."""
-    out = {"python": platform.python_version()}
-    for name in (*_PACKAGES, *extra):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
-
-
-def git_commit() -> str | None:
-    """The commit of the checkout the code runs from, if it is a git checkout."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None
-
-
-def make_run_dir(out: str | None, script: str, label: str, seed: int) -> Path:
-    """``--out`` as given, else ``runs/<script>__<label>__seed<seed>__<timestamp>``."""
-    if out:
-        path = Path(out)
-    else:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = Path("runs") / f"{script}__{label}__seed{seed}__{stamp}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def write_provenance(run_dir: Path, config: dict[str, Any], seed: int, argv: Sequence[str]) -> None:
-    """config.json: the run's settings, seed, command, versions and commit, so it can be rerun."""
-    atomic_write_json(
-        run_dir / "config.json",
-        {
-            "config": config,
-            "seed": seed,
-            "command": " ".join(["python", "-m", *argv]) if argv else None,
-            "versions": versions(),
-            "git_commit": git_commit(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        },
-    )
-
-
-@dataclass(frozen=True)
-class Simulator:
-    """The simulator a command runs on: a named preset, or a folder built by ``decaygym-build-sim``.
-
-    A folder keeps the ``default`` preset's sizes (the build starts from them), so ``preset`` is
-    ``default`` for it: the preset's hyperparameters and env id apply, and ``env_kwargs`` adds the
-    folder to every env the command makes.
-    """
-
-    preset: str
-    sim: str | None
-    config: SimConfig
-
-    @property
-    def label(self) -> str:
-        """Short name for run folders: the preset, or the folder's name."""
-        return self.preset if self.sim is None else Path(self.sim).name
-
-    def env_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments every env (and ``agents``' ``**overrides``) needs for this simulator."""
-        return {} if self.sim is None else {"sim": self.sim}
-
-    def argv(self) -> list[str]:
-        """The options that select it again, for the commands a command runs."""
-        return ["--preset", self.preset] if self.sim is None else ["--sim", self.sim]
-
-    def record(self) -> dict[str, Any]:
-        """What a run folder's config.json keeps of it (a folder's fingerprint from its card)."""
-        return {"preset": self.preset, "sim": None if self.sim is None else sim_provenance(self.sim)}
 
 
 def add_simulator_options(parser: argparse.ArgumentParser) -> None:
@@ -144,16 +59,11 @@ def resolve_simulator(args: argparse.Namespace) -> Simulator:
     return Simulator(preset, None, get_preset(preset))
 
 
-def check_tuned_simulator(data: dict[str, Any], path: str | Path, sim: Simulator) -> None:
-    """ConfigError unless the tuned parameters in ``path`` were tuned on the same simulator folder."""
-    recorded = (data.get("simulator") or {}).get("sim") or {}
-    ours = sim.record()["sim"] or {}
-    if recorded.get("fingerprint") != ours.get("fingerprint"):
-        where = f"simulator folder {recorded.get('path')}" if recorded else f"preset {data.get('preset')!r}"
-        now = f"simulator folder {sim.sim}" if sim.sim else f"preset {sim.preset!r}"
-        raise ConfigError(
-            f"tuned parameters {path} were tuned on {where}, not on {now}: tune on what you run"
-        )
+def check_positive(args: argparse.Namespace, *names: str) -> None:
+    """ConfigError naming the first option of ``names`` (attribute names) whose value is below 1."""
+    for name in names:
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
 
 
 def progress() -> Progress:
@@ -174,6 +84,24 @@ def progress() -> Progress:
     )
 
 
+def progress_tasks(bar: Progress) -> Callable[[str, int], Callable[..., None]]:
+    """What opens a task on ``bar`` for the library's long runs.
+
+    ``start(description, total)`` adds the task and returns what advances it by one step (it takes
+    and ignores the arguments of the library's ``on_point`` callbacks).
+    """
+
+    def start(description: str, total: int) -> Callable[..., None]:
+        task = bar.add_task(description, total=total)
+
+        def advance(*_: Any) -> None:
+            bar.advance(task)
+
+        return advance
+
+    return start
+
+
 def run_cli(
     prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None
 ) -> None:
@@ -187,6 +115,17 @@ def run_cli(
         print(f"{prog}: interrupted; results already written are kept", file=sys.stderr)
         code = 130
     raise SystemExit(code)
+
+
+def parse_floats(text: str, name: str) -> list[float]:
+    """A comma list of numbers; ConfigError naming the option otherwise."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{name}: expected a comma list of numbers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{name}: expected at least one number, got {text!r}")
+    return sorted(set(values))
 
 
 def parse_max_unanswered(text: str) -> tuple[int | None, ...]:

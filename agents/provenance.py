@@ -1,0 +1,86 @@
+"""Run folders and their provenance: where a run writes, and what it records to be rerun."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from decay_model.atomic import atomic_write_json
+
+_PACKAGES = (
+    "decaygym",
+    "numpy",
+    "numba",
+    "pandas",
+    "pyarrow",
+    "torch",
+    "gymnasium",
+    "stable-baselines3",
+    "scikit-learn",
+)
+
+
+def versions(extra: Sequence[str] = ()) -> dict[str, str]:
+    """Python and package versions (the common ones and ``extra``), recorded with every run."""
+    out = {"python": platform.python_version()}
+    for name in (*_PACKAGES, *extra):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout the code runs from, if it is a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def make_run_dir(out: str | None, script: str, label: str, seed: int) -> Path:
+    """``--out`` as given, else ``runs/<script>__<label>__seed<seed>__<timestamp>``."""
+    if out:
+        path = Path(out)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path("runs") / f"{script}__{label}__seed{seed}__{stamp}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_provenance(run_dir: Path, config: dict[str, Any], seed: int, argv: Sequence[str]) -> None:
+    """config.json: the run's settings, seed, command, versions and commit, so it can be rerun."""
+    atomic_write_json(
+        run_dir / "config.json",
+        {
+            "config": config,
+            "seed": seed,
+            "command": " ".join(["python", "-m", *argv]) if argv else None,
+            "versions": versions(),
+            "git_commit": git_commit(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
