@@ -6,6 +6,7 @@ On the log's periods before the test period it fits, in this order (each a *stag
    tuned on validation), saved as an artifact with the population users are drawn from
    (``decay_model.artifact.fit_and_save``, as ``decaygym-fit-decay`` saves it);
 2. ``neural`` (optional): ``NeuralDecay`` the same way; the simulator then draws from its population;
+   or ``supplied``: a decay artifact already fitted on the log, checked and copied in;
 3. ``activity``: return times, browsing depth, purchase rates and the engagement budget
    (``decay_model.activity.fit_activity`` on training + validation, as the shipped defaults were);
 4. ``calibration``: the engagement constants, cross-validated over users (``envs.calibration``);
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -53,12 +55,14 @@ from envs.simulator_folder import (
     NEURAL,
     SIM_CONFIG,
     STAGES,
+    SUPPLIED,
     load_sim,
     sha256_file,
 )
 
-STAGE_NAMES: tuple[str, ...] = ("decay", "neural", "activity", "calibration", "fidelity")
-"""The build's stages, in order (``neural`` only with ``BuildOptions.neural``)."""
+STAGE_NAMES: tuple[str, ...] = ("decay", "neural", "supplied", "activity", "calibration", "fidelity")
+"""The build's stages, in order (``neural`` only with ``BuildOptions.neural``, ``supplied`` only with
+``BuildOptions.artifact``)."""
 
 ACTIVITY_FIELDS: tuple[str, ...] = (
     "session_gap_h",
@@ -86,6 +90,10 @@ class BuildOptions:
     """Settings of the ``ExponentialDecay`` fit (the default is ``decaygym-fidelity``'s)."""
     neural: bool = False
     """Also fit ``NeuralDecay`` and draw the simulator's users from its population."""
+    artifact: str | None = None
+    """A decay artifact already fitted on this log (``decaygym-fit-decay --out``, e.g. a neural fit
+    made on a GPU machine) that users are drawn from; it is copied into the folder's ``supplied/``
+    and no neural model is fitted. Its card must name this log's content fingerprint."""
     neural_preset: str = "tiny"
     """``decay_model.neural.PRESETS`` entry of the neural fit."""
     epochs: int | None = None
@@ -118,6 +126,8 @@ class BuildOptions:
         unknown = sorted(set(self.grid) - set(KNOBS))
         if unknown:
             raise ConfigError(f"BuildOptions.grid: unknown knob(s) {unknown}; choose from {list(KNOBS)}")
+        if self.neural and self.artifact is not None:
+            raise ConfigError("BuildOptions: neural and artifact exclude each other (fit one, or supply one)")
 
 
 @dataclass(frozen=True)
@@ -207,8 +217,22 @@ def _date(seconds: float) -> str:
     return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def fitted_value(x: float) -> float:
+    """``x`` rounded to 3 decimals, or to 3 significant digits when that keeps more.
+
+    A fitted constant's sampling error is far above this precision, so the rounding changes no
+    result that could be told apart, and the config reads as the shipped one is written
+    (``SimConfig``'s Taobao constants are these roundings of the same fits).
+    """
+    if x == 0.0 or not math.isfinite(x):
+        return float(x)
+    return round(float(x), max(3, 2 - math.floor(math.log10(abs(x)))))
+
+
 def activity_overrides(summary: ActivitySummary, base: SimConfig, path: str = "the log") -> dict[str, Any]:
     """The ``SimConfig`` fields (``ACTIVITY_FIELDS``) set by an activity fit; raises on a part it cannot set.
+
+    Values are rounded by :func:`fitted_value` (the summary in ``activity.json`` keeps them exact).
 
     The page's P(purchase | click) is ``purchase_rate`` × quality, so ``purchase_rate`` is the
     view-to-buy conversion over the mean quality of a clicked item, (a + 1)/(a + b + 1) for
@@ -238,11 +262,9 @@ def activity_overrides(summary: ActivitySummary, base: SimConfig, path: str = "t
             f"{summary.explore_per_visit:.2f} new categories per visit, above the simulator's "
             f"MAX_EXPLORE={MAX_EXPLORE}",
         )
-    return {
-        "session_gap_h": summary.session_gap_h,
+    fitted = {
         "gap_log_mean": summary.gap_log_mean,
         "gap_log_user_sd": summary.gap_log_user_sd,
-        "gap_residual_quantiles": tuple(summary.gap_residual_quantiles),
         "events_log_mean": summary.events_log_mean,
         "events_log_user_sd": summary.events_log_user_sd,
         "explore_per_visit": summary.explore_per_visit,
@@ -250,6 +272,11 @@ def activity_overrides(summary: ActivitySummary, base: SimConfig, path: str = "t
         "purchase_rate": purchase_rate,
         "engagement_budget": min(summary.repeat_per_visit, float(base.max_user_categories)),
         "engagement_budget_user_sd": summary.repeat_user_sd,
+    }
+    return {
+        "session_gap_h": summary.session_gap_h,
+        "gap_residual_quantiles": tuple(summary.gap_residual_quantiles),
+        **{name: fitted_value(value) for name, value in fitted.items()},
     }
 
 
@@ -285,6 +312,31 @@ def _key(stage: str, **inputs: Any) -> str:
         {"format_version": FORMAT_VERSION, "stage": stage, **inputs}, sort_keys=True, default=str
     )
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _sha_or_none(path: Path) -> str | None:
+    return sha256_file(path) if path.is_file() else None
+
+
+def _copy_artifact(source: Path, target: Path, log: BehaviourLog, logs: str) -> None:
+    """Copy a supplied decay artifact into the folder after checking it loads and was fitted on ``log``."""
+    import shutil
+
+    from decay_model.artifact import load_artifact
+    from decay_model.errors import ArtifactError
+
+    part = f"the supplied decay artifact {source}"
+    try:
+        load_artifact(source, expect_fingerprint=log.fingerprint())
+    except ArtifactError as exc:
+        raise cannot_build(logs, part, str(exc)) from exc
+    if not (source / "population.json").is_file():
+        raise cannot_build(logs, part, "it has no population.json to draw users from")
+    scratch = target.with_name(target.name + ".partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(source, scratch, ignore=shutil.ignore_patterns("checkpoints"))
+    shutil.rmtree(target, ignore_errors=True)
+    scratch.rename(target)
 
 
 def _relative_config(config: SimConfig, artifact: str) -> dict[str, Any]:
@@ -392,6 +444,20 @@ def build_simulator(
         artifact = NEURAL
         upstream.append(neural_key)
 
+    if options.artifact is not None:
+        source = Path(options.artifact)
+        supplied_key = _key(
+            "supplied",
+            data=data_sha,
+            params=_sha_or_none(source / "params.pt"),
+            population=_sha_or_none(source / "population.json"),
+        )
+        if run("supplied", supplied_key):
+            _copy_artifact(source, folder / SUPPLIED, log, str(logs))
+            finish("supplied", supplied_key, [f"{SUPPLIED}/card.json"])
+        artifact = SUPPLIED
+        upstream.append(supplied_key)
+
     activity_key = _key(
         "activity", data=data_sha, source=options.source, task=task_dict, gap_h=options.session_gap_h
     )
@@ -439,7 +505,7 @@ def build_simulator(
             model=model,
             on_point=(lambda _: hooks.on_point()) if hooks.on_point else None,
         )
-        chosen = result.best.values
+        chosen = result.choice.values
         atomic_write_json(folder / CALIBRATION, result.to_dict())
         finish("calibration", calibration_key, [CALIBRATION])
     else:
@@ -526,6 +592,7 @@ def _card(
         "options": {
             "neural": options.neural,
             "neural_preset": options.neural_preset if options.neural else None,
+            "artifact": str(options.artifact) if options.artifact is not None else None,
             "session_gap_h": options.session_gap_h,
             "grid": {k: list(v) for k, v in options.grid.items()},
             "sim_seeds": list(options.sim_seeds),

@@ -9,7 +9,8 @@ self-describing:
   last, so a folder without it is an unfinished build.
 - ``sim_config.json``: the calibrated ``SimConfig`` fields; ``artifact`` is relative to the folder.
 - ``decay/``: the fitted decay artifact (``decay_model.artifact``) with the population users are
-  drawn from; ``neural/`` too when the build fitted the neural model.
+  drawn from; ``neural/`` too when the build fitted the neural model, ``supplied/`` when it was
+  given a fitted artifact (``--artifact``).
 - ``activity.json``, ``calibration.json``, ``fidelity/``: the fits and the report behind the config.
 - ``stages.json``: the build's stage markers, so that an interrupted build resumes.
 
@@ -39,6 +40,7 @@ CALIBRATION = "calibration.json"
 FIDELITY = "fidelity"
 DECAY = "decay"
 NEURAL = "neural"
+SUPPLIED = "supplied"
 
 REQUIRED_PARTS: dict[str, str] = {
     CARD: "the card (the build did not finish)",

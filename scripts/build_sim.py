@@ -50,6 +50,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=int, help="NeuralDecay's maximum epochs (default: the preset's)")
     parser.add_argument("--device", help="torch device of the neural fit (default: cuda when present)")
+    parser.add_argument(
+        "--artifact",
+        metavar="DIR",
+        help="a decay artifact already fitted on this log (decaygym-fit-decay --out): users are drawn "
+        "from it, no neural model is fitted",
+    )
     split = FIDELITY_SPLIT
     parser.add_argument("--train-days", type=float, default=split.train_days, help="training period")
     parser.add_argument("--valid-days", type=float, default=split.valid_days, help="validation period")
@@ -73,6 +79,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not Path(args.logs).is_file():
         parser.error(f"--logs {args.logs}: no such file")
+    if args.neural and args.artifact:
+        parser.error("--neural and --artifact exclude each other: fit a neural model, or supply one")
     return args
 
 
@@ -90,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         source=args.source,
         decay_fit=DecayFitConfig(max_iter=30, shrinkage_grid=()) if args.quick_fit else DecayFitConfig(),
         neural=args.neural,
+        artifact=args.artifact,
         neural_preset=args.neural_preset,
         epochs=args.epochs,
         device=args.device,
@@ -100,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         folds=args.folds,
         seed=args.seed,
     )
-    stages = [s for s in STAGE_NAMES if s != "neural" or args.neural]
+    stages = [
+        s for s in STAGE_NAMES if (s != "neural" or args.neural) and (s != "supplied" or args.artifact)
+    ]
     points = 1
     for values in grid.values():
         points *= len(values)

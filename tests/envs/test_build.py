@@ -16,7 +16,7 @@ from decay_model.exponential import DecayFitConfig
 from decay_model.logs import BEHAVIORS
 from decay_model.synthetic import SyntheticConfig, generate
 from decay_model.task import TaskConfig, make_split
-from envs.build import BuildHooks, BuildOptions, build_simulator
+from envs.build import BuildHooks, BuildOptions, build_simulator, fitted_value
 from envs.simulator_folder import load_sim, sim_provenance
 
 ONE_POINT = {"engagement_scale": (0.65,), "engagement_gap_power": (0.2,), "engagement_lift": (0.35,)}
@@ -67,11 +67,56 @@ def test_the_folder_describes_itself(small_build: tuple[Path, Path, list[tuple[s
     config = load_sim(sim)
     assert config.artifact == str(sim / "decay")
     activity = json.loads((sim / "activity.json").read_text())
-    assert config.gap_log_mean == pytest.approx(activity["summary"]["gap_log_mean"])
-    assert config.organic_purchase_rate == pytest.approx(activity["summary"]["purchase_rate"])
-    assert config.purchase_rate == pytest.approx(activity["summary"]["view_to_buy"] / 0.5)
-    assert config.engagement_budget == pytest.approx(activity["summary"]["repeat_per_visit"])
+    summary = activity["summary"]
+    assert config.gap_log_mean == fitted_value(summary["gap_log_mean"])
+    assert config.organic_purchase_rate == fitted_value(summary["purchase_rate"])
+    assert config.purchase_rate == fitted_value(summary["view_to_buy"] / 0.5)
+    assert config.engagement_budget == fitted_value(summary["repeat_per_visit"])
     assert sim_provenance(sim)["fingerprint"] == card["fingerprint"]
+
+
+def test_fitted_values_are_rounded_as_the_shipped_constants_are() -> None:
+    # the Taobao activity fit's exact values and SimConfig's shipped constants
+    assert fitted_value(1.8609729683254492) == 1.861
+    assert fitted_value(0.021485093853514905) == 0.0215
+    assert fitted_value(0.029400678477195626) == 0.0294
+    assert fitted_value(0.9793083230271667) == 0.979
+    assert fitted_value(0.13006319542070874) == 0.13
+    assert fitted_value(-0.00123456) == -0.00123
+    assert fitted_value(0.0) == 0.0 and math.isnan(fitted_value(math.nan))
+
+
+def test_a_supplied_artifact_is_checked_copied_and_drawn_from(
+    small_build: tuple[Path, Path, list[tuple[str, str]]], tmp_path: Path
+) -> None:
+    logs, sim, _ = small_build
+    seen: list[tuple[str, str]] = []
+    options = BuildOptions(**{**QUICK.__dict__, "artifact": str(sim / "decay")})
+    built = build_simulator(
+        logs, tmp_path / "sim", options, hooks=BuildHooks(on_stage=lambda s, st: seen.append((s, st)))
+    )
+    assert ("supplied", "done") in seen
+    assert json.loads((tmp_path / "sim" / "sim_config.json").read_text())["artifact"] == "supplied"
+    assert (tmp_path / "sim" / "supplied" / "population.json").read_bytes() == (
+        sim / "decay" / "population.json"
+    ).read_bytes()
+    assert built.config.artifact == str(tmp_path / "sim" / "supplied")
+    assert built.card["options"]["artifact"] == str(sim / "decay")
+    with pytest.raises(ConfigError, match="neural and artifact exclude each other"):
+        BuildOptions(neural=True, artifact=str(sim / "decay"))
+
+
+def test_an_artifact_fitted_on_another_log_is_one_clear_error(tmp_path: Path) -> None:
+    other = write_log(generate(SyntheticConfig(n_users=40, n_categories=6), seed=1).log.events, tmp_path / "o.csv")
+    first = build_simulator(other, tmp_path / "first", QUICK)
+    logs = write_log(generate(SyntheticConfig(n_users=40, n_categories=6), seed=2).log.events, tmp_path / "l.csv")
+    options = BuildOptions(**{**QUICK.__dict__, "artifact": str(first.folder / "decay")})
+    with pytest.raises(DataValidationError) as info:
+        build_simulator(logs, tmp_path / "sim", options)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"cannot build a simulator from {logs}: the supplied decay artifact")
+    assert "fitted on data with fingerprint" in message
 
 
 def test_a_rerun_reuses_finished_stages_and_redoes_a_missing_one(

@@ -10,7 +10,16 @@ import pytest
 from decay_model.errors import ConfigError
 from decay_model.logs import BehaviourLog
 from decay_model.synthetic import SyntheticConfig, generate
-from envs.calibration import FIDELITY_SPLIT, calibrate, noise_floor, split_users, subset
+from envs.calibration import (
+    FIDELITY_SPLIT,
+    Calibration,
+    Fold,
+    GridPoint,
+    calibrate,
+    noise_floor,
+    split_users,
+    subset,
+)
 from envs.config import get_preset
 
 GRID = {"engagement_scale": (0.3, 0.9), "engagement_lift": (0.35,)}
@@ -61,7 +70,7 @@ def test_every_point_is_scored_on_every_group_and_the_best_comes_first(result) -
             assert list(p.distances[g]) == result.statistics
     assert result.best is result.points[0]
     chosen = result.chosen_config(get_preset("small"))
-    assert chosen.engagement_scale == result.best.values["engagement_scale"]
+    assert chosen.engagement_scale == result.choice.values["engagement_scale"]
 
 
 def test_each_fold_chooses_without_its_group_and_is_judged_on_it(result) -> None:
@@ -75,6 +84,28 @@ def test_each_fold_chooses_without_its_group_and_is_judged_on_it(result) -> None
     chosen, base = result.cross_validated()
     assert chosen == pytest.approx(np.mean([f.chosen_held_out for f in result.folds]))
     assert math.isfinite(base)
+
+
+def _calibration(chosen_held_out: list[float], base_held_out: list[float]) -> Calibration:
+    """A two-fold calibration with the given held-out scores (grid best κ 0.45, base κ 0.65)."""
+    best = GridPoint({"engagement_scale": 0.45}, [0.4, 0.4], [1.0, 1.0], [{}, {}])
+    base = GridPoint({"engagement_scale": 0.65}, [0.5, 0.5], [1.0, 1.0], [{}, {}])
+    folds = [Fold(f, best.values, 0.4, chosen_held_out[f], base_held_out[f]) for f in range(2)]
+    return Calibration([best, base], base, folds, [np.arange(3), np.arange(3, 6)], [{}, {}], [])
+
+
+def test_the_grid_replaces_the_base_constants_only_when_its_choice_carries_over() -> None:
+    carries = _calibration([0.45, 0.47], [0.5, 0.52])
+    assert not carries.kept_base and carries.choice is carries.best
+    assert carries.to_dict()["chosen"] == {"engagement_scale": 0.45}
+    noise = _calibration([0.55, 0.57], [0.55, 0.47])  # held out, the grid's choices do no better
+    assert noise.kept_base and noise.choice is noise.base
+    assert noise.chosen_config(get_preset("small")).engagement_scale == 0.65
+    record = noise.to_dict()
+    assert record["chosen"] == {"engagement_scale": 0.65} and record["grid_best"] == {"engagement_scale": 0.45}
+    assert record["kept_base"] is True
+    pinned = Calibration([noise.best], noise.base, noise.folds, noise.groups, [{}, {}], [])
+    assert not pinned.kept_base and pinned.choice is pinned.best  # a grid without the base: its own choice
 
 
 def test_the_base_constants_score_like_the_same_grid_point(log: BehaviourLog, stub_decay) -> None:
