@@ -16,12 +16,13 @@ choice is the best mean score over all groups, and the folds say how well such a
 carries over to users it has not seen. The decay model is fitted once on the training
 period of the whole log (it never reads the test period).
 
-The choice must earn its place: when the base config's constants are a grid point (as in
-``DEFAULT_GRID``), the grid's best point replaces them only when choosing that way carries over, i.e. the folds' held-out score of the points chosen
-without each group beats the base constants' score on the same groups. Otherwise the grid's
-minimum is noise (on the Taobao log, where budget mode makes these constants matter little,
-the points chosen per fold score 0.560 on their held-out groups against the shipped constants'
-0.511), and the base constants are kept; ``Calibration.kept_base`` says which happened.
+The choice must earn its place. When the base config's constants are a grid point (as in
+``DEFAULT_GRID``), the grid's best point replaces them only when choosing that way carries over:
+the folds' held-out score of the points chosen without each group beats the base constants'
+score on the same groups. Otherwise the grid's minimum is noise (on the Taobao log, where budget
+mode makes these constants matter little, the points chosen per fold score 0.560 on their
+held-out groups against the shipped constants' 0.511), and the base constants are kept;
+``Calibration.kept_base`` says which happened.
 
 Score of a report: the mean over its statistics of distance / target (below 1 when the
 statistics meet their targets on average), averaged over the seeds. The worst ratio is kept
@@ -182,8 +183,11 @@ class Calibration:
 
     @property
     def kept_base(self) -> bool:
-        """True when the base constants are a grid point and choosing from the grid did not carry
-        over to held-out groups (module docstring); a grid without them asks for a choice among its own."""
+        """True when the base constants are kept (module docstring).
+
+        That is when they are a grid point and choosing from the grid did not carry over to
+        held-out groups; a grid without them asks for a choice among its own points.
+        """
         chosen_cv, base_cv = self.cross_validated()
         in_grid = any(p.values == self.base.values for p in self.points)
         return in_grid and not chosen_cv < base_cv

@@ -109,9 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         folds=args.folds,
         seed=args.seed,
     )
-    stages = [
-        s for s in STAGE_NAMES if (s != "neural" or args.neural) and (s != "supplied" or args.artifact)
-    ]
+    stages = [s for s in STAGE_NAMES if (s != "neural" or args.neural) and (s != "supplied" or args.artifact)]
     points = 1
     for values in grid.values():
         points *= len(values)

@@ -15,8 +15,9 @@ Writes into the run folder: ``calibration.json`` (every grid point's scores and 
 the folds, the noise floor, the chosen constants as ``SimConfig`` overrides), ``table.md``,
 ``config.json`` (settings, seed, versions, commit) and ``score_map.png`` (mean score over
 ``engagement_scale`` × ``engagement_lift`` at the chosen ``engagement_gap_power``).
-When the shipped constants are a grid point, they stay the choice unless the grid's choices
-score better on held-out groups (``envs.calibration``). The script chooses; it changes no default. Pass the chosen values as config overrides
+When the shipped constants are a grid point, they stay the choice unless the grid's
+choices score better on held-out groups (``envs.calibration``). The script chooses; it
+changes no default. Pass the chosen values as config overrides
 (``SimConfig.replace``) to use them.
 """
 
@@ -227,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic_write_bytes(run_dir / "table.md", (markdown(sections) + "\n").encode())
         plot_score_map(run_dir / "score_map.png", result)
     chosen = ", ".join(f"{name}={value:g}" for name, value in result.choice.values.items())
-    why = " (the shipped constants: the grid's choices did no better on held-out groups)" if result.kept_base else ""
+    kept = " (the shipped constants: the grid's choices did no better on held-out groups)"
+    why = kept if result.kept_base else ""
     print_tables(
         sections,
         [

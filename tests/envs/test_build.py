@@ -107,9 +107,10 @@ def test_a_supplied_artifact_is_checked_copied_and_drawn_from(
 
 
 def test_an_artifact_fitted_on_another_log_is_one_clear_error(tmp_path: Path) -> None:
-    other = write_log(generate(SyntheticConfig(n_users=40, n_categories=6), seed=1).log.events, tmp_path / "o.csv")
+    small = SyntheticConfig(n_users=40, n_categories=6)
+    other = write_log(generate(small, seed=1).log.events, tmp_path / "o.csv")
     first = build_simulator(other, tmp_path / "first", QUICK)
-    logs = write_log(generate(SyntheticConfig(n_users=40, n_categories=6), seed=2).log.events, tmp_path / "l.csv")
+    logs = write_log(generate(small, seed=2).log.events, tmp_path / "l.csv")
     options = BuildOptions(**{**QUICK.__dict__, "artifact": str(first.folder / "decay")})
     with pytest.raises(DataValidationError) as info:
         build_simulator(logs, tmp_path / "sim", options)
@@ -345,3 +346,25 @@ def test_recovery_at_the_decay_models_own_recovery_size(tmp_path: Path) -> None:
         BuildOptions(task=TaskConfig(), grid=ONE_POINT, sim_seeds=(0,)),
         lambda_tolerance=0.10,
     )
+
+
+@pytest.mark.slow
+def test_the_taobao_build_is_the_shipped_default(taobao_path: Path, tmp_path: Path) -> None:
+    """The default build on the shared Taobao log: SimConfig()'s every fitted field, its fidelity table."""
+    from dataclasses import fields
+
+    from decay_model.logs import load_log
+    from envs.config import SimConfig
+    from envs.fidelity import FIDELITY_SPLIT, fidelity_report
+
+    built = build_simulator(taobao_path, tmp_path / "sim", BuildOptions(source="taobao"))
+    shipped = SimConfig()
+    for f in fields(SimConfig):
+        if f.name != "artifact":
+            assert getattr(built.config, f.name) == getattr(shipped, f.name), f.name
+    assert json.loads((tmp_path / "sim" / "calibration.json").read_text())["kept_base"] is True
+    log = load_log(taobao_path, "taobao")
+    default = fidelity_report(log, config=shipped, seed=0, task_config=FIDELITY_SPLIT)
+    ours = json.loads((tmp_path / "sim" / "fidelity" / "fidelity.json").read_text())["statistics"]
+    for s in default.statistics:
+        assert round(ours[s.name]["distance"], 3) == round(s.distance, 3), s.name

@@ -102,7 +102,8 @@ def test_the_grid_replaces_the_base_constants_only_when_its_choice_carries_over(
     assert noise.kept_base and noise.choice is noise.base
     assert noise.chosen_config(get_preset("small")).engagement_scale == 0.65
     record = noise.to_dict()
-    assert record["chosen"] == {"engagement_scale": 0.65} and record["grid_best"] == {"engagement_scale": 0.45}
+    assert record["chosen"] == {"engagement_scale": 0.65}
+    assert record["grid_best"] == {"engagement_scale": 0.45}
     assert record["kept_base"] is True
     pinned = Calibration([noise.best], noise.base, noise.folds, noise.groups, [{}, {}], [])
     assert not pinned.kept_base and pinned.choice is pinned.best  # a grid without the base: its own choice
