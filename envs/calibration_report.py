@@ -6,12 +6,12 @@ The numbers come from ``envs.calibration``; this module only lays them out.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from decay_model.figures import pyplot, save_png
+from decay_model.text_tables import markdown_table
 from envs.calibration import KNOBS, Calibration
 
 SHORT = {"engagement_scale": "κ", "engagement_gap_power": "β", "engagement_lift": "lift"}
@@ -75,9 +75,7 @@ def markdown(sections: dict[str, tuple[list[str], list[list[str]]]]) -> str:
     """The tables as Markdown, one heading each."""
     out = []
     for title, (head, rows) in sections.items():
-        out += [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        out += ["| " + " | ".join(r) + " |" for r in rows]
-        out.append("")
+        out += [f"### {title}", "", *markdown_table(head, rows), ""]
     return "\n".join(out)
 
 
@@ -118,20 +116,3 @@ def plot_score_map(path: Path, result: Calibration) -> None:
     fig.tight_layout()
     save_png(fig, path)
     plt.close(fig)
-
-
-def print_tables(sections: dict[str, tuple[list[str], list[list[str]]]], lines: Sequence[str]) -> None:
-    """The tables, then the summary lines, on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    out = Console(width=160)
-    for title, (head, rows) in sections.items():
-        table = Table(title=title)
-        for j, col in enumerate(head):
-            table.add_column(col, justify="left" if j == 0 else "right")
-        for row in rows:
-            table.add_row(*row)
-        out.print(table)
-    for line in lines:
-        out.print(line, soft_wrap=True)

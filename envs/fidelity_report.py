@@ -14,6 +14,7 @@ import numpy as np
 
 from decay_model.atomic import atomic_write_bytes
 from decay_model.figures import pyplot, save_png
+from decay_model.text_tables import markdown_table, print_tables
 from envs.fidelity import FidelityReport
 
 
@@ -49,22 +50,13 @@ HEADER = ("statistic", "simulated", "real", "distance", "target", "pass")
 
 def format_table(report: FidelityReport) -> str:
     """The table as Markdown."""
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
-    return "\n".join(lines)
+    return "\n".join(markdown_table(HEADER, table_rows(report)))
 
 
 def print_table(report: FidelityReport) -> None:
     """The table on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Simulator fidelity: {report.n_users:,} users of the test period")
-    for j, col in enumerate(HEADER):
-        table.add_column(col, justify="left" if j == 0 else "right")
-    for row in table_rows(report):
-        table.add_row(*row)
-    Console(width=140).print(table)
+    title = f"Simulator fidelity: {report.n_users:,} users of the test period"
+    print_tables({title: (HEADER, table_rows(report))}, width=140)
 
 
 def _ecdf(ax: Any, values: np.ndarray, label: str) -> None:

@@ -6,7 +6,6 @@ Numbers come from ``envs.position_bias``; this module only lays them out.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from decay_model.figures import pyplot, save_png
+from decay_model.text_tables import markdown_table, print_tables
 from envs.position_bias import PRIOR, logging_note
 
 
@@ -98,12 +98,6 @@ def summary_cells(summaries: dict[str, dict]) -> list[list[str]]:
     return cells
 
 
-def _md_table(header: Sequence[str], cells: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
-        "| " + " | ".join(c) + " |" for c in cells
-    ]
-
-
 def scaling_text() -> str:
     """How the prior is put on the CTR scale (stated in every report)."""
     return (
@@ -122,7 +116,7 @@ def format_markdown(table: pd.DataFrame, summaries: dict[str, dict], level: floa
         f"Intervals: {level:.0%} {method} for the CTR; normal ({level:.0%}) for the self-normalised IPS CTR "
         "(toward a uniform-random choice of item).",
         "",
-        *_md_table(ROW_HEADER, row_cells(table)),
+        *markdown_table(ROW_HEADER, row_cells(table)),
         "",
         f'Tests of "CTR is the same at every position" (Pearson χ², exact Freeman-Halton); LR = likelihood '
         "of the scaled prior over that of a flat CTR (one free scale each; Royall: beyond 8 or below 1/8 "
@@ -130,7 +124,7 @@ def format_markdown(table: pd.DataFrame, summaries: dict[str, dict], level: floa
         "interval (0 = flat, 1 = prior); impressions per position that a χ² test (α = 0.05) would need to "
         "reject a flat CTR with 80 % power if the prior were true at the observed CTR.",
         "",
-        *_md_table(TEST_HEADER, summary_cells(summaries)),
+        *markdown_table(TEST_HEADER, summary_cells(summaries)),
         "",
         "Notes:",
         "",
@@ -144,28 +138,17 @@ def format_markdown(table: pd.DataFrame, summaries: dict[str, dict], level: floa
 
 
 def print_table(table: pd.DataFrame, summaries: dict[str, dict], level: float, method: str) -> None:
-    """Both tables on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    out = Console(width=160)
-    for title, header, cells in (
-        (
-            f"CTR by position ({level:.0%} {method}) beside the scaled prior {PRIOR}",
-            ROW_HEADER,
-            row_cells(table),
-        ),
-        ("Can the data tell the prior from no position effect?", TEST_HEADER, summary_cells(summaries)),
-    ):
-        rich_table = Table(title=title)
-        for j, col in enumerate(header):
-            rich_table.add_column(col, justify="left" if j == 0 else "right")
-        for row in cells:
-            rich_table.add_row(*row)
-        out.print(rich_table)
-    out.print(scaling_text(), soft_wrap=True)
-    for label, s in summaries.items():
-        out.print(f"{label}: {s['verdict']}.", soft_wrap=True)
+    """Both tables on stdout, then how the prior is scaled and each policy's verdict."""
+    print_tables(
+        {
+            f"CTR by position ({level:.0%} {method}) beside the scaled prior {PRIOR}": (
+                ROW_HEADER,
+                row_cells(table),
+            ),
+            "Can the data tell the prior from no position effect?": (TEST_HEADER, summary_cells(summaries)),
+        },
+        [scaling_text(), *(f"{label}: {s['verdict']}." for label, s in summaries.items())],
+    )
 
 
 def plot_ctr(path: Path, table: pd.DataFrame, summaries: dict[str, dict], level: float) -> None:

@@ -30,8 +30,9 @@ import numpy as np
 
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.synthetic import load_log_or_synthetic
+from decay_model.text_tables import print_tables
 from envs.calibration import DEFAULT_GRID, KNOBS, calibrate
-from envs.calibration_report import markdown, plot_score_map, print_tables, table_sections
+from envs.calibration_report import markdown, plot_score_map, table_sections
 from scripts.common import console, make_run_dir, progress, resolve_simulator, run_cli, write_provenance
 from scripts.fidelity import add_cohort_options, check_cohort_options, cohort_configs
 
