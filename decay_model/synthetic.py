@@ -10,13 +10,17 @@ run its main job without any real data.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from decay_model.errors import ConfigError
-from decay_model.logs import BEHAVIORS, BehaviourLog, from_frame
+from decay_model.logs import BEHAVIORS, BehaviourLog, from_frame, load_log
 
 # 2017-11-25 00:00 in UTC+8, the first day of the Taobao log, so both look alike.
 DEFAULT_START = 1511539200
@@ -155,3 +159,21 @@ def generate(config: SyntheticConfig | None = None, seed: int = 0) -> SyntheticL
     log = from_frame(frame, name=f"synthetic(seed={seed})")
     truth = {int(category_ids[c]): float(lambdas[c]) for c in range(cfg.n_categories)}
     return SyntheticLog(log=log, true_lambda=truth, config=cfg, seed=seed)
+
+
+def load_log_or_synthetic(
+    logs: str | os.PathLike[str] | None,
+    source: str | None = None,
+    seed: int = 0,
+    item_categories: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+) -> tuple[BehaviourLog, dict[str, Any], str]:
+    """The log at ``logs``, else the built-in synthetic log of ``seed``.
+
+    Returns the log, a description of it for a run folder's config.json, and a short label for
+    the run folder's name, so every command that accepts either describes it the same way.
+    """
+    if logs:
+        log = load_log(logs, source, item_categories=item_categories)
+        return log, {"logs": logs, "source": log.report.source}, Path(logs).stem
+    synthetic = generate(SyntheticConfig(), seed=seed)
+    return synthetic.log, {"logs": "synthetic", **synthetic.card()}, "synthetic"

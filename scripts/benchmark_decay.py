@@ -4,32 +4,24 @@ Examples:
     python -m scripts.benchmark_decay                         # tiny preset, built-in synthetic log
     python -m scripts.benchmark_decay --preset base --logs UserBehavior_head.csv --source taobao --json b.json
 
-Training throughput counts the events the sequence encoder reads (each
-(user, cutoff) group's truncated history) per second of optimizer steps
-(forward, backward, AdamW), after a few warm-up steps. Encoding throughput is
-users per second of :meth:`NeuralDecay.encode` on the whole log. The network
-alone is timed (no ExponentialDecay prior fit). Peak memory is the process's
-peak resident set on CPU and ``torch.cuda.max_memory_allocated`` on CUDA. Runs
-on CPU, and on CUDA too when present (or the devices given by ``--device``).
+Measures each device in turn (``decay_model.neural_speed`` says what is counted): on CPU, and
+on CUDA too when present (or the devices given by ``--device``).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
-import time
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
 from decay_model.atomic import atomic_write_json
-from decay_model.logs import SOURCES, BehaviourLog, load_log
-from decay_model.neural import PRESETS, NeuralDecay, NeuralDecayNet, preset, seeded_generators
-from decay_model.sequences import GroupData, build_vocab
-from decay_model.synthetic import SyntheticConfig, generate
+from decay_model.logs import SOURCES
+from decay_model.neural import PRESETS
+from decay_model.neural_speed import measure
+from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import EvalTask
 from scripts.common import console, peak_rss_mib, run_cli, versions
 
@@ -57,82 +49,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def measure(
-    log: BehaviourLog, task: EvalTask, name: str, device: str, args: argparse.Namespace
-) -> dict[str, Any]:
-    """Training events/s and encoded users/s of one preset on one device."""
-    config = preset(name, seed=args.seed, exponential_prior=False)
-    dev = torch.device(device)
-    data = GroupData.from_task(task, "train")
-    vocab = build_vocab(data.index, task.split.valid_start, config.vocab_min_count, config.vocab_max_size)
-    init, dropout = seeded_generators(args.seed, dev)  # not torch's global generator
-    net = NeuralDecayNet(config, len(vocab), float(task.config.horizon_hours), generator=init).to(dev)
-    net.set_dropout_generator(dropout)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if dev.type == "cuda"
-        else torch.autocast("cpu", enabled=False)
-    )
-    generator = torch.Generator().manual_seed(args.seed)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    events = 0
-    timed = 0.0
-    steps = 0
-    batches = data.batches(config.batch_groups, vocab, config.max_len, config.max_cat_events, generator)
-    for i in range(args.warmup + args.steps):
-        try:
-            batch = next(batches)
-        except StopIteration:
-            batches = data.batches(
-                config.batch_groups, vocab, config.max_len, config.max_cat_events, generator
-            )
-            batch = next(batches)
-        batch.pop("cand_index")
-        n_events = int((batch["seq_beh"] > 0).sum())
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        start = time.perf_counter()
-        batch = {k: v.to(dev) for k, v in batch.items()}
-        with autocast:
-            _, loss = net(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        if i >= args.warmup:
-            timed += time.perf_counter() - start
-            events += n_events
-            steps += 1
-    model = NeuralDecay(config, device=dev)
-    model.vocab, model.horizon_hours, model.net = vocab, float(task.config.horizon_hours), net
-    start = time.perf_counter()
-    encoded = model.encode(log)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    encode_s = time.perf_counter() - start
-    n_users = int(encoded["user_id"].nunique())
-    peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else peak_rss_mib()
-    return {
-        "preset": name,
-        "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev)
-        if dev.type == "cuda"
-        else platform.processor() or "cpu",
-        "train_steps": steps,
-        "train_events": events,
-        "train_events_per_s": events / timed if timed else math.nan,
-        "train_step_ms": 1000 * timed / max(steps, 1),
-        "encode_users": n_users,
-        "encode_pairs": len(encoded),
-        "encode_users_per_s": n_users / encode_s if encode_s else math.nan,
-        "peak_memory_mib": peak,
-        "peak_memory_kind": "cuda max_memory_allocated" if dev.type == "cuda" else "process peak RSS",
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure on every device, print the figures, optionally write JSON."""
     args = parse_args(argv)
@@ -140,14 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        if args.logs:
-            log = load_log(args.logs, args.source)
-            data_name = os.path.basename(args.logs)
-        else:
-            log = generate(SyntheticConfig(), seed=args.seed).log
-            data_name = f"synthetic(seed={args.seed})"
+        log, _, _ = load_log_or_synthetic(args.logs, args.source, args.seed)
+        data_name = os.path.basename(args.logs) if args.logs else f"synthetic(seed={args.seed})"
         task = EvalTask(log)
-        rows = [measure(log, task, args.preset, device, args) for device in devices]
+        timing = {"seed": args.seed, "steps": args.steps, "warmup": args.warmup}
+        rows = [
+            measure(log, task, args.preset, device, **timing, process_peak_mib=peak_rss_mib)
+            for device in devices
+        ]
     finally:
         torch.set_num_threads(before)
     hardware = {

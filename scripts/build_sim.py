@@ -23,17 +23,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from decay_model.atomic import atomic_write_bytes
 from decay_model.exponential import DecayFitConfig
 from decay_model.logs import SOURCES
 from decay_model.neural import PRESETS
 from decay_model.task import TaskConfig
 from envs.build import STAGE_NAMES, BuildHooks, BuildOptions, build_simulator
 from envs.calibration import KNOBS
-from envs.fidelity import FIDELITY_SPLIT, FidelityReport
-from scripts.calibrate import FLAGS, add_grid_options
+from envs.fidelity import FIDELITY_SPLIT
+from envs.fidelity_report import write_table_and_plots
+from scripts.calibrate import add_grid_options, knob_attr
 from scripts.common import console, progress, run_cli, versions
-from scripts.fidelity import format_table, plot_overlays
 
 PROG = "decaygym-build-sim"
 
@@ -84,16 +83,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def write_report_extras(report: FidelityReport, folder: Path) -> None:
-    """The fidelity table and overlay plots, as ``decaygym-fidelity`` writes them."""
-    atomic_write_bytes(folder / "table.md", (format_table(report) + "\n").encode())
-    plot_overlays(folder, report)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Build (or resume) the simulator folder and print its fidelity table."""
     args = parse_args(argv)
-    grid = {knob: tuple(getattr(args, FLAGS[knob].lstrip("-").replace("-", "_"))) for knob in KNOBS}
+    grid = {knob: tuple(getattr(args, knob_attr(knob))) for knob in KNOBS}
     options = BuildOptions(
         source=args.source,
         decay_fit=DecayFitConfig(max_iter=30, shrinkage_grid=()) if args.quick_fit else DecayFitConfig(),
@@ -137,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hooks=BuildHooks(
                 on_stage=on_stage,
                 on_point=lambda: bar.update(grid_task, advance=1),
-                on_fidelity=write_report_extras,
+                on_fidelity=write_table_and_plots,
             ),
         )
     elapsed = time.perf_counter() - started

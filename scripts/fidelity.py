@@ -25,18 +25,15 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from decay_model.atomic import atomic_write_bytes, atomic_write_json
+from decay_model.atomic import atomic_write_json
 from decay_model.exponential import DecayFitConfig
-from decay_model.logs import SOURCES, BehaviourLog, load_log
-from decay_model.synthetic import SyntheticConfig, generate
+from decay_model.logs import SOURCES
+from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import TaskConfig
 from envs.config import TAOBAO_REPEAT_PER_VISIT, SimConfig
-from envs.fidelity import FIDELITY_SPLIT, POLICIES, FidelityReport, fidelity_report
+from envs.fidelity import FIDELITY_SPLIT, POLICIES, fidelity_report
+from envs.fidelity_report import print_table, write_table_and_plots
 from scripts.common import (
     add_simulator_options,
     console,
@@ -46,7 +43,6 @@ from scripts.common import (
     run_cli,
     write_provenance,
 )
-from scripts.plots import pyplot, save_png
 
 PROG = "decaygym-fidelity"
 
@@ -145,124 +141,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_data(args: argparse.Namespace) -> tuple[BehaviourLog, dict[str, Any], str]:
-    """The log, a description of it, and a short label for the run folder."""
-    if args.logs:
-        log = load_log(args.logs, args.source)
-        return log, {"logs": args.logs, "source": log.report.source}, Path(args.logs).stem
-    synthetic = generate(SyntheticConfig(), seed=args.seed)
-    return synthetic.log, {"logs": "synthetic", **synthetic.card()}, "synthetic"
-
-
-def _fmt(value: float | None, metric: str = "") -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.3f}" if metric != "count" else f"{value:g}"
-
-
-def table_rows(report: FidelityReport) -> list[list[str]]:
-    """Statistic | simulated | real | distance | target | pass, as text cells."""
-    rows = []
-    for s in report.statistics:
-        name = "KS" if s.metric == "ks" else "rel. err."
-        verdict = "n/a" if not math.isfinite(s.distance) else ("yes" if s.passed else "no")
-        rows.append(
-            [
-                s.label,
-                _fmt(s.simulated),
-                _fmt(s.real),
-                f"{_fmt(s.distance)} ({name})",
-                f"<= {s.target:g}",
-                verdict,
-            ]
-        )
-    return rows
-
-
-HEADER = ("statistic", "simulated", "real", "distance", "target", "pass")
-
-
-def format_table(report: FidelityReport) -> str:
-    """The table as Markdown."""
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
-    return "\n".join(lines)
-
-
-def print_table(report: FidelityReport) -> None:
-    """The table on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Simulator fidelity: {report.n_users:,} users of the test period")
-    for j, col in enumerate(HEADER):
-        table.add_column(col, justify="left" if j == 0 else "right")
-    for row in table_rows(report):
-        table.add_row(*row)
-    Console(width=140).print(table)
-
-
-def _ecdf(ax: Any, values: np.ndarray, label: str) -> None:
-    if len(values) == 0:
-        return
-    x = np.sort(values)
-    ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=f"{label} (n={len(x):,})")
-
-
-def plot_overlays(run_dir: Path, report: FidelityReport) -> list[str]:
-    """Simulated against real: ECDFs of the two distributions and the re-engagement curve."""
-    plt = pyplot()
-    written = []
-    by_name = {s.name: s for s in report.statistics}
-    for name, values, xlabel, log_x in (
-        (
-            "time_between_visits",
-            (report.simulated.gaps_h, report.real.gaps_h),
-            "hours between visit starts",
-            True,
-        ),
-        (
-            "events_per_user",
-            (report.simulated.events_per_user, report.real.events_per_user),
-            "events per user in the window",
-            False,
-        ),
-    ):
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        _ecdf(ax, np.asarray(values[0], float), "simulated")
-        _ecdf(ax, np.asarray(values[1], float), "real")
-        stat = by_name["time_between_visits_h" if name == "time_between_visits" else name]
-        ax.set_title(f"{stat.label.split(' (')[0]}: KS = {_fmt(stat.distance)}")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("fraction ≤ x")
-        if log_x and (len(values[0]) or len(values[1])):
-            ax.set_xscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        save_png(fig, run_dir / f"{name}.png")
-        plt.close(fig)
-        written.append(f"{name}.png")
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    hours = np.asarray(report.real.curve_hours)
-    ax.plot(hours, report.simulated.curve, marker="o", label="simulated")
-    ax.plot(hours, report.real.curve, marker="s", label="real")
-    ax.set_xscale("log")
-    ax.set_xlabel("hours since the engagement")
-    ax.set_ylabel("P(same category again, later visit)")
-    ax.set_title("Category re-engagement curve")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    save_png(fig, run_dir / "reengagement.png")
-    plt.close(fig)
-    written.append("reengagement.png")
-    return written
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Fit, simulate, compare, write the run folder and print the table."""
     args = parse_args(argv)
@@ -272,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit_config = DecayFitConfig(max_iter=30, shrinkage_grid=()) if args.quick_fit else None
     with progress() as bar:
         step = bar.add_task("loading the log", total=3)
-        log, data_info, label = load_data(args)
+        log, data_info, label = load_log_or_synthetic(args.logs, args.source, args.seed)
         console.print(f"[dim]{log.report.summary()}[/dim]", soft_wrap=True)
         run_dir = make_run_dir(args.out, "fidelity", label, args.seed)
         write_provenance(
@@ -307,8 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "quick_fit": args.quick_fit,
             },
         )
-        atomic_write_bytes(run_dir / "table.md", (format_table(report) + "\n").encode())
-        plot_overlays(run_dir, report)
+        write_table_and_plots(report, run_dir)
         bar.update(step, advance=1, description="done")
     print_table(report)
     console.print(f"run folder: {run_dir}")

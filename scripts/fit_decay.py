@@ -18,7 +18,6 @@ NeuralDecay's options: ``--neural-preset``, ``--device``, ``--epochs``,
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,16 +28,19 @@ import numpy as np
 from decay_model import MODELS, TaskConfig
 from decay_model.artifact import fit_and_save
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
-from decay_model.logs import SOURCES, BehaviourLog, load_log
-from decay_model.metrics import TABLE_NAMES, calibration_table
+from decay_model.comparison_report import (
+    REPORTED_SPLITS,
+    format_table,
+    plot_decay_curves,
+    plot_reliability,
+    print_table,
+)
+from decay_model.logs import SOURCES
 from decay_model.neural import PRESETS, NeuralDecay, preset
-from decay_model.synthetic import SyntheticConfig, generate
+from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import EvalTask
 from scripts import plots
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
-from scripts.plots import pyplot, save_png
-
-REPORTED_SPLITS = ("valid", "test")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -106,111 +108,6 @@ def build_model(name: str, args: argparse.Namespace, run_dir: Path, bar: Any) ->
     )
 
 
-def load_data(args: argparse.Namespace) -> tuple[BehaviourLog, dict[str, Any], str]:
-    """The log to fit on, a description of it, and a short label for the run folder."""
-    if args.logs:
-        log = load_log(args.logs, args.source, item_categories=args.item_categories)
-        return log, {"logs": args.logs, "source": log.report.source}, Path(args.logs).stem
-    synthetic = generate(SyntheticConfig(), seed=args.seed)
-    return synthetic.log, {"logs": "synthetic", **synthetic.card()}, "synthetic"
-
-
-def format_table(metrics: dict[str, dict[str, dict[str, float | None]]]) -> str:
-    """Markdown table: one row per model and split."""
-    header = "| model | split | " + " | ".join(TABLE_NAMES) + " |"
-    lines = [header, "|" + "---|" * (len(TABLE_NAMES) + 2)]
-    for model, splits in metrics.items():
-        for split, row in splits.items():
-            cells = []
-            for name in TABLE_NAMES:
-                value = row[name]
-                if value is None:
-                    cells.append("n/a")
-                elif name in ("n", "n_rank"):
-                    cells.append(f"{int(value):,}")
-                else:
-                    cells.append(f"{value:.4f}")
-            lines.append(f"| {model} | {split} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def print_table(metrics: dict[str, dict[str, dict[str, float | None]]]) -> None:
-    """The comparison table on stdout, with the best value of each split in bold."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="Re-engagement within the horizon: decay models compared")
-    for col in ("model", "split", *TABLE_NAMES):
-        table.add_column(col, justify="left" if col in ("model", "split") else "right")
-    for split in REPORTED_SPLITS:
-        rows = {m: s[split] for m, s in metrics.items() if split in s}
-        best_ll = min(r["log_loss"] for r in rows.values())
-        best_auc = max((r["auc"] for r in rows.values() if r["auc"] is not None), default=None)
-        for model, row in rows.items():
-            cells = []
-            for name in TABLE_NAMES:
-                value = row[name]
-                count = name in ("n", "n_rank")
-                text = "n/a" if value is None else (f"{int(value):,}" if count else f"{value:.4f}")
-                if (name == "log_loss" and value == best_ll) or (name == "auc" and value == best_auc):
-                    text = f"[bold]{text}[/bold]"
-                cells.append(text)
-            table.add_row(model, split, *cells)
-    Console(width=140).print(table)
-
-
-def plot_decay_curves(path: Path, models: dict[str, Any], log: BehaviourLog, top: int = 8) -> None:
-    """Fitted decay of one event's interest, e^{-λ_c t}, for the most frequent categories."""
-    plt = pyplot()
-
-    hours = np.linspace(0, 96, 200)
-    fig, ax = plt.subplots(figsize=(8, 5))
-    counts = log.events["category_id"].value_counts().head(top)
-    rates = models["exponential"].category_rates() if "exponential" in models else {}
-    colors = plt.get_cmap("tab10")
-    for i, category in enumerate(counts.index):
-        lam = rates.get(int(category))
-        if lam is None:
-            continue
-        ax.plot(
-            hours,
-            np.exp(-lam * hours),
-            color=colors(i % 10),
-            label=f"category {category} (λ={lam:.3f}/h, half-life {math.log(2) / lam:.0f} h)",
-        )
-    if "global_decay" in models:
-        lam0 = math.exp(models["global_decay"].log_lambda0)
-        ax.plot(hours, np.exp(-lam0 * hours), "k--", lw=2, label=f"global_decay (λ={lam0:.3f}/h)")
-    ax.set_xlabel("hours since the event")
-    ax.set_ylabel("remaining interest e^{-λt}")
-    ax.set_title("Fitted interest decay of the most frequent categories")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_png(fig, path)
-    plt.close(fig)
-
-
-def plot_reliability(path: Path, task: EvalTask, predictions: dict[str, np.ndarray]) -> None:
-    """Reliability diagram on the test period: mean prediction against observed rate per bin."""
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(6, 6))
-    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":")
-    y = task.labels("test")
-    for name, p in predictions.items():
-        rows = calibration_table(y, p)
-        ax.plot([r["mean_pred"] for r in rows], [r["observed"] for r in rows], marker="o", label=name)
-    ax.set_xlabel("predicted probability")
-    ax.set_ylabel("observed re-engagement rate")
-    ax.set_title("Calibration on the test period")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_png(fig, path)
-    plt.close(fig)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Fit, evaluate, write the run folder and print the table."""
     args = parse_args(argv)
@@ -224,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = list(MODELS) if args.model == "all" else [args.model]
     with progress() as bar:
         step = bar.add_task("loading the log", total=len(names) + 3)
-        log, data_info, label = load_data(args)
+        log, data_info, label = load_log_or_synthetic(
+            args.logs, args.source, args.seed, item_categories=args.item_categories
+        )
         console.print(f"[dim]{log.report.summary()}[/dim]", soft_wrap=True)
         for warning in log.report.warnings:
             console.print(f"[yellow]warning:[/yellow] {warning}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -48,6 +49,44 @@ def obd_path() -> Path:
             "the real-data tests need ../shared beside the repo"
         )
     return path
+
+
+def _write_obd(
+    path: Path,
+    counts: dict[int, tuple[int, int]],
+    propensity: float | None = 0.0125,
+    drop: str | None = None,
+) -> Path:
+    """An OBD-like all.csv: impressions and clicks per position; constant or varying propensity."""
+    positions, clicks = [], []
+    for position, (n, k) in counts.items():
+        positions += [position] * n
+        clicks += [1] * k + [0] * (n - k)
+    rows = len(positions)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2019-11-24", periods=rows, freq="min", tz="UTC").astype(str),
+            "item_id": np.arange(rows) % 80,
+            "position": positions,
+            "click": clicks,
+            "propensity_score": np.full(rows, propensity)
+            if propensity is not None
+            else rng.uniform(0.01, 0.5, rows),
+            "user_feature_0": "81ce123cbb5bd8ce818f60fb3586bba5",
+        }
+    )
+    if drop:
+        frame = frame.drop(columns=drop)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path)  # the unnamed row index first, as in OBD
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_obd() -> Any:
+    """``_write_obd``, for the position-bias tests of the statistics and of the command."""
+    return _write_obd
 
 
 class StubDecay:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
+import decay_model.synthetic as synthetic
 from decay_model.errors import ConfigError
 from decay_model.logs import BEHAVIORS
-from decay_model.synthetic import DEFAULT_START, SyntheticConfig, SyntheticLog, generate
+from decay_model.synthetic import (
+    DEFAULT_START,
+    SyntheticConfig,
+    SyntheticLog,
+    generate,
+    load_log_or_synthetic,
+)
 
 SMALL = SyntheticConfig(n_users=30, n_categories=6)
 
@@ -89,3 +99,25 @@ def test_probabilities_within_rounding_of_one_are_accepted() -> None:
     assert sum(probs) != 1.0  # 0.9999999999999999 in floating point
     config = SyntheticConfig(n_users=5, n_categories=2, behavior_probs=probs)
     assert generate(config, seed=0).log.n_events > 0
+
+
+def test_load_log_or_synthetic_describes_what_it_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        synthetic, "SyntheticConfig", functools.partial(SyntheticConfig, n_users=30, n_categories=6)
+    )
+    log, info, label = load_log_or_synthetic(None, seed=4)
+    assert label == "synthetic" and info == {"logs": "synthetic", **generate(SMALL, seed=4).card()}
+    assert log.fingerprint() == generate(SMALL, seed=4).log.fingerprint()
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "timestamp,visitorid,event,itemid,transactionid\n"
+        "1433221332117,257597,view,355908,\n"
+        "1433224214164,992329,addtocart,248676,\n"
+    )
+    categories = tmp_path / "categories.csv"
+    categories.write_text("itemid,categoryid\n355908,1\n248676,2\n")
+    read, info, label = load_log_or_synthetic(str(events), item_categories=categories)
+    assert label == "events" and info == {"logs": str(events), "source": "retailrocket"}
+    assert read.events["category_id"].tolist() == [1, 2]

@@ -19,7 +19,8 @@ def test_script_writes_the_run_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stub_decay
 ) -> None:
     monkeypatch.setattr(
-        "scripts.fidelity.SyntheticConfig", functools.partial(SyntheticConfig, n_users=40, n_categories=6)
+        "decay_model.synthetic.SyntheticConfig",
+        functools.partial(SyntheticConfig, n_users=40, n_categories=6),
     )
     monkeypatch.setattr(calibration, "fit_decay", lambda *args, **kwargs: stub_decay())
     run = tmp_path / "run"

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import decay_model.synthetic as synthetic
 import envs.fidelity as fidelity
 import scripts.fidelity as script
 from decay_model.logs import BEHAVIORS, load_log
@@ -55,7 +56,7 @@ def test_script_on_a_small_synthetic_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stub_decay
 ) -> None:
     monkeypatch.setattr(
-        script, "SyntheticConfig", functools.partial(SyntheticConfig, n_users=40, n_categories=6)
+        synthetic, "SyntheticConfig", functools.partial(SyntheticConfig, n_users=40, n_categories=6)
     )
     monkeypatch.setattr(fidelity, "fit_decay", lambda *args, **kwargs: stub_decay())
     run = tmp_path / "run"
@@ -69,7 +70,7 @@ def test_script_on_a_small_synthetic_log(
 
 def test_script_with_reencoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stub_decay) -> None:
     monkeypatch.setattr(
-        script, "SyntheticConfig", functools.partial(SyntheticConfig, n_users=30, n_categories=6)
+        synthetic, "SyntheticConfig", functools.partial(SyntheticConfig, n_users=30, n_categories=6)
     )
     monkeypatch.setattr(fidelity, "fit_decay", lambda *args, **kwargs: stub_decay())
     run = tmp_path / "run"

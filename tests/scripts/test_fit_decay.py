@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import decay_model.synthetic as synthetic
 import scripts.fit_decay as fit_decay
 from decay_model import MODELS
 from decay_model.artifact import load_artifact
@@ -79,7 +80,7 @@ def check_run_folder(run: Path, *, fingerprint: str, seed: int = 0) -> dict[str,
 def small_default(monkeypatch: pytest.MonkeyPatch) -> SyntheticConfig:
     """Shrink the built-in synthetic log (same generator and dynamics, fewer users)."""
     config = functools.partial(SyntheticConfig, n_users=60, n_categories=5)
-    monkeypatch.setattr(fit_decay, "SyntheticConfig", config)
+    monkeypatch.setattr(synthetic, "SyntheticConfig", config)
     return config()
 
 

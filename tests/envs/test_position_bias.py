@@ -1,11 +1,8 @@
-"""scripts.position_bias: exact counts on synthetic OBD-like files, the run folder, the real OBD files."""
+"""envs.position_bias: exact counts on OBD-like files, the tests by their definitions, the real OBD files."""
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,44 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import scripts.position_bias as pb
+import envs.position_bias as pb
 from decay_model.errors import DataValidationError
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-OUTPUTS = ("position_ctr.csv", "position_ctr.md", "position_ctr.json", "position_ctr.png", "config.json")
-
-
-def write_obd(
-    path: Path,
-    counts: dict[int, tuple[int, int]],
-    propensity: float | None = 0.0125,
-    drop: str | None = None,
-) -> Path:
-    """An OBD-like all.csv: impressions and clicks per position; constant or varying propensity."""
-    positions, clicks = [], []
-    for position, (n, k) in counts.items():
-        positions += [position] * n
-        clicks += [1] * k + [0] * (n - k)
-    rows = len(positions)
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame(
-        {
-            "timestamp": pd.date_range("2019-11-24", periods=rows, freq="min", tz="UTC").astype(str),
-            "item_id": np.arange(rows) % 80,
-            "position": positions,
-            "click": clicks,
-            "propensity_score": np.full(rows, propensity)
-            if propensity is not None
-            else rng.uniform(0.01, 0.5, rows),
-            "user_feature_0": "81ce123cbb5bd8ce818f60fb3586bba5",
-        }
-    )
-    if drop:
-        frame = frame.drop(columns=drop)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path)  # the unnamed row index first, as in OBD
-    return path
-
 
 COUNTS = {1: (1000, 20), 2: (1000, 10), 3: (500, 5)}
 
@@ -63,7 +24,7 @@ def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def test_exact_counts_intervals_and_scaled_prior(tmp_path: Path) -> None:
+def test_exact_counts_intervals_and_scaled_prior(write_obd, tmp_path: Path) -> None:
     path = write_obd(tmp_path / "random" / "all" / "all.csv", COUNTS)
     table, summaries = pb.analyse([path])
     assert list(summaries) == ["random"]
@@ -99,7 +60,7 @@ def test_exact_counts_intervals_and_scaled_prior(tmp_path: Path) -> None:
     assert s["tests"]["chi2_p"] == pytest.approx(chi2.pvalue, rel=1e-12)
 
 
-def test_clopper_pearson_matches_the_beta_quantiles(tmp_path: Path) -> None:
+def test_clopper_pearson_matches_the_beta_quantiles(write_obd, tmp_path: Path) -> None:
     path = write_obd(tmp_path / "random" / "all" / "all.csv", COUNTS)
     table, _ = pb.analyse([path], level=0.9, method="clopper-pearson")
     for row in table.itertuples():
@@ -143,19 +104,13 @@ def test_impressions_for_power_gives_80_percent_power() -> None:
     ("drop", "column"),
     [("propensity_score", "propensity_score"), ("click", "click"), ("position", "position")],
 )
-def test_missing_column_is_one_named_error(tmp_path: Path, drop: str, column: str, capsys) -> None:
+def test_missing_column_is_one_named_error(write_obd, tmp_path: Path, drop: str, column: str) -> None:
     path = write_obd(tmp_path / "bts" / "all" / "all.csv", COUNTS, drop=drop)
     with pytest.raises(DataValidationError, match=rf"all\.csv: missing column '{column}'"):
         pb.read_obd(path)
-    with pytest.raises(SystemExit) as exit_info:
-        pb.cli(["--files", str(path), "--out", str(tmp_path / "out")])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("decaygym-position-bias: error:") and str(path) in err and column in err
-    assert "\n" not in err
 
 
-def test_bad_values_name_column_and_line(tmp_path: Path) -> None:
+def test_bad_values_name_column_and_line(write_obd, tmp_path: Path) -> None:
     path = write_obd(tmp_path / "random" / "all" / "all.csv", {1: (3, 1)})
     frame = pd.read_csv(path, index_col=0)
     frame.loc[1, "click"] = 2
@@ -164,57 +119,6 @@ def test_bad_values_name_column_and_line(tmp_path: Path) -> None:
         pb.read_obd(path)
     with pytest.raises(DataValidationError, match="file not found"):
         pb.read_obd(tmp_path / "nope.csv")
-
-
-def test_run_folder(tmp_path: Path, capsys) -> None:
-    random = write_obd(tmp_path / "data" / "random" / "all" / "all.csv", COUNTS)
-    bts = write_obd(
-        tmp_path / "data" / "bts" / "all" / "all.csv", {1: (900, 4), 2: (800, 6)}, propensity=None
-    )
-    out = tmp_path / "run"
-    assert pb.main(["--data", str(tmp_path / "data"), "--out", str(out)]) == 0
-    for name in OUTPUTS:
-        assert (out / name).is_file(), name
-    assert (out / "position_ctr.png").read_bytes().startswith(PNG_SIGNATURE)
-    report = json.loads((out / "position_ctr.json").read_text())
-    assert report["prior"] == "1/log2(1 + position)" and "clicks / Σ_p impressions_p" in report["scaling"]
-    assert set(report["policies"]) == {"random", "bts"}
-    assert report["policies"]["random"]["uniform_logging"] is True
-    assert report["policies"]["bts"]["uniform_logging"] is False
-    assert "no IPS correction" in report["policies"]["random"]["note"]
-    assert [r["position"] for r in report["policies"]["bts"]["positions"]] == [1, 2]
-    table = pd.read_csv(out / "position_ctr.csv")
-    assert len(table) == 5 and {"ctr", "ctr_low", "ctr_high", "prior_ctr", "prior_inside"} <= set(
-        table.columns
-    )
-    md = (out / "position_ctr.md").read_text()
-    assert "| policy | position | impressions |" in md and "Verdicts:" in md
-    config = json.loads((out / "config.json").read_text())
-    assert config["command"].startswith("python -m scripts.position_bias")
-    assert [f["path"] for f in config["config"]["files"]] == [str(random), str(bts)]
-    assert "can the data tell the prior" in capsys.readouterr().out.lower()
-
-
-@pytest.mark.slow
-def test_the_module_runs_as_a_command(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scripts.position_bias",
-            "--data",
-            str(tmp_path),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith("decaygym-position-bias: error:")
-    assert "file not found" in result.stderr
 
 
 def test_real_obd_samples(obd_path: Path) -> None:
