@@ -7,14 +7,13 @@ thousands of simulated users per step without a Python loop over users.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from agents.vec_env_adapter import VectorEnvAdapter
 from agents.wrappers import action_masks
 from envs.vector import InterestDecayVectorEnv
 
@@ -22,7 +21,7 @@ from envs.vector import InterestDecayVectorEnv
 PER_USER_METHODS = ("action_masks",)
 
 
-class InterestDecaySB3VecEnv(VecEnv):
+class InterestDecaySB3VecEnv(VectorEnvAdapter):
     """A Stable-Baselines3 ``VecEnv`` over ``InterestDecayVectorEnv``: thousands of users per step.
 
     SB3 semantics: ``step_wait`` returns (obs, rewards, dones, infos) with a list of one dict per
@@ -43,21 +42,16 @@ class InterestDecaySB3VecEnv(VecEnv):
         venv: or an existing vector env to wrap.
     """
 
+    per_user_methods = PER_USER_METHODS
+
     def __init__(self, num_envs: int = 1, venv: InterestDecayVectorEnv | None = None, **kwargs: Any) -> None:
-        self.venv = venv if venv is not None else InterestDecayVectorEnv(num_envs, **kwargs)
-        self.render_mode = None
-        super().__init__(
-            self.venv.num_envs, self.venv.single_observation_space, self.venv.single_action_space
-        )
+        super().__init__(num_envs, venv, None, None, **kwargs)
         self._actions: NDArray[np.int64] | None = None
         self._last_obs: NDArray[np.float32] | None = None
 
     def reset(self) -> NDArray[np.float32]:
         """Reset all users (with the seeds from :meth:`seed`, if any)."""
-        seeds = self._seeds
-        obs, _ = self.venv.reset(seed=None if seeds[0] is None else [int(s) for s in seeds])
-        self._reset_seeds()
-        self.reset_infos = [{} for _ in range(self.num_envs)]
+        obs = self._reset_venv()
         self._last_obs = obs
         return obs
 
@@ -89,42 +83,3 @@ class InterestDecaySB3VecEnv(VecEnv):
         if self._last_obs is None:
             raise RuntimeError("action_masks() needs an observation: call reset() first")
         return action_masks(self._last_obs)
-
-    def close(self) -> None:
-        """Close the wrapped vector env."""
-        self.venv.close()
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """The vector env's attribute, once per selected user (the adapter's own per-user methods first)."""
-        if attr_name in PER_USER_METHODS:
-            return [getattr(self, attr_name) for _ in self._get_indices(indices)]
-        value = getattr(self.venv, attr_name)
-        return [value for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set an attribute of the (shared) vector env."""
-        setattr(self.venv, attr_name, value)
-
-    def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
-    ) -> list[Any]:
-        """Call a method of the vector env once and report its result for every selected user.
-
-        The adapter's per-user methods (``action_masks``) give each selected user its own row.
-        """
-        if method_name in PER_USER_METHODS:
-            rows = getattr(self, method_name)(*method_args, **method_kwargs)
-            return [rows[i] for i in self._get_indices(indices)]
-        result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        """Users are not wrapped in gymnasium wrappers."""
-        return [False for _ in self._get_indices(indices)]
-
-    def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
-        if indices is None:
-            return range(self.num_envs)
-        if isinstance(indices, int):
-            return [indices]
-        return indices

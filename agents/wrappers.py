@@ -44,9 +44,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from agents.policy import SHOW, as_batch, num_slots
+from agents.vec_env_adapter import VectorEnvAdapter
 from decay_model.errors import ConfigError
 from envs.layout import EMPTY_BLOCK, NUM_ITEM_FEATURES, NUM_USER_FEATURES, PREDICTED_INTEREST_BLOCK
 from envs.vector import InterestDecayVectorEnv
@@ -209,7 +210,7 @@ class ActionMasks(
         return action_masks(self._obs)
 
 
-class OneAtATimeVecEnv(VecEnv):
+class OneAtATimeVecEnv(VectorEnvAdapter):
     """Many users deciding one candidate at a time, batched: an SB3 ``VecEnv`` for DQN.
 
     All N users decide slot j together; after slot K - 1 the ``InterestDecayVectorEnv`` steps
@@ -224,10 +225,8 @@ class OneAtATimeVecEnv(VecEnv):
     """
 
     def __init__(self, num_envs: int = 1, venv: InterestDecayVectorEnv | None = None, **kwargs: Any) -> None:
-        self.venv = venv if venv is not None else InterestDecayVectorEnv(num_envs, **kwargs)
+        super().__init__(num_envs, venv, DECISION_SPACE, spaces.Discrete(NUM_ACTIONS), **kwargs)
         self.k = _check_env_spaces(self.venv.single_observation_space, self.venv.single_action_space)
-        self.render_mode = None
-        super().__init__(self.venv.num_envs, DECISION_SPACE, spaces.Discrete(NUM_ACTIONS))
         self._actions: NDArray[np.int64] | None = None
         self._env_obs: NDArray[np.float32] | None = None
         self._slot = 0
@@ -235,10 +234,7 @@ class OneAtATimeVecEnv(VecEnv):
 
     def reset(self) -> NDArray[np.float32]:
         """Reset all users (with the seeds from :meth:`seed`, if any); the first decision of a visit."""
-        seeds = self._seeds
-        obs, _ = self.venv.reset(seed=None if seeds[0] is None else [int(s) for s in seeds])
-        self._reset_seeds()
-        self.reset_infos = [{} for _ in range(self.num_envs)]
+        obs = self._reset_venv()
         self._env_obs = obs
         self._slot = 0
         self._decided[:] = -1
@@ -275,37 +271,6 @@ class OneAtATimeVecEnv(VecEnv):
         self._slot = 0
         self._decided[:] = -1
         return decision_observation(env_obs, 0, self._decided), reward.astype(np.float32), dones, infos
-
-    def close(self) -> None:
-        """Close the wrapped vector env."""
-        self.venv.close()
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """The vector env's attribute, once per selected user."""
-        value = getattr(self.venv, attr_name)
-        return [value for _ in self._indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set an attribute of the (shared) vector env."""
-        setattr(self.venv, attr_name, value)
-
-    def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
-    ) -> list[Any]:
-        """Call a method of the vector env once and report its result for every selected user."""
-        result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        """Users are not wrapped in gymnasium wrappers."""
-        return [False for _ in self._indices(indices)]
-
-    def _indices(self, indices: VecEnvIndices) -> list[int]:
-        if indices is None:
-            return list(range(self.num_envs))
-        if isinstance(indices, int):
-            return [indices]
-        return list(indices)
 
 
 def one_at_a_time_predict(

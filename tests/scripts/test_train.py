@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents import seeds
+from agents import checkpoints, seeds, training
 from agents.evaluation import evaluate, summarize
 from agents.trained import load_policy
 from scripts import train
@@ -66,7 +66,7 @@ def eval_return(run):
 
 def killed_and_resumed(tmp_path, monkeypatch, args, kill_at):
     killed = tmp_path / "killed"
-    save = train.save_checkpoint
+    save = checkpoints.save_checkpoint
 
     def save_then_die(model, *a, **kw):
         folder = save(model, *a, **kw)
@@ -74,7 +74,7 @@ def killed_and_resumed(tmp_path, monkeypatch, args, kill_at):
             raise KeyboardInterrupt  # the kill, just after a checkpoint
         return folder
 
-    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train.main([*args, "--out", str(killed)])
     monkeypatch.undo()
@@ -189,3 +189,12 @@ def test_the_command_line_entry_point():
     assert result.stderr.strip().splitlines() == [
         "decaygym-train: error: unknown --algo 'nope'; known: ppo, a2c, dqn, maskable_ppo, recurrent_ppo"
     ]
+
+
+def test_the_command_trains_what_train_trains_from_python(tmp_path):
+    argv = [*SMOKE, "--timesteps", "1024", "--eval-freq", "0", "--checkpoint-freq", "1024"]
+    train.main([*argv, "--out", str(tmp_path / "command")])
+    settings = train.settings_from_args(train.parse_args(argv))
+    result = training.train(settings, tmp_path / "library")
+    assert result.num_timesteps == 1024
+    assert same_weights(tmp_path / "command", tmp_path / "library")

@@ -1,0 +1,50 @@
+import json
+
+import pytest
+import torch
+
+from agents.trained import load_hyperparams, load_policy
+from agents.training import TrainSettings, train
+from decay_model.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_ppo(**changes):
+    values = {
+        "algo": "ppo",
+        "preset": "small",
+        "seed": 0,
+        "timesteps": 1024,
+        "n_envs": 32,
+        "eval_users": 16,
+        "eval_freq": 0,
+        "checkpoint_freq": 1024,
+        "device": "auto",
+        "hyperparams": load_hyperparams("ppo", "small").raw,
+        "hyperparams_source": "agents/hyperparams/ppo.yml",
+    }
+    return TrainSettings(**{**values, **changes})
+
+
+def test_train_runs_from_python_without_the_command(tmp_path):
+    run = tmp_path / "run"
+    result = train(small_ppo(), run)
+    assert result.run_dir == run and result.num_timesteps == 1024 and result.summary["resumed_at"] == []
+    assert json.loads((run / "summary.json").read_text()) == result.summary
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["num_timesteps"] == 1024
+    assert not (run / "config.json").exists()  # provenance is the caller's
+    assert load_policy(run, "small").algo == "ppo"
+
+
+def test_settings_and_resume_errors_name_the_problem(tmp_path):
+    with pytest.raises(ConfigError, match="--n-envs must be >= 1"):
+        small_ppo(n_envs=0)
+    with pytest.raises(ConfigError, match="no checkpoint yet"):
+        train(small_ppo(), tmp_path, resume=True)
