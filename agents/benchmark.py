@@ -15,7 +15,6 @@ passes those commands in as :class:`Commands`.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from agents.evaluation import paired_difference
 from agents.statistics import hierarchical_bootstrap, holm_bootstrap, paired_hierarchical_bootstrap
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
+from decay_model.figures import pyplot, save_png
 
 BASELINE_POLICIES = ("threshold", "threshold_plus", "best_rule", "greedy", "random", "always_show", "oracle")
 
@@ -399,11 +399,7 @@ def spread_markdown(spread: dict[str, dict[str, Any]], threshold_return: float) 
 
 def plot_learning_curves(path: Path, runs: dict[str, list[Path]], summary: dict[str, Any]) -> None:
     """Validation return against training steps per agent and seed, baselines as bands."""
-    import matplotlib  # only when a plot is drawn
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, (algo, algo_runs) in enumerate(runs.items()):
@@ -436,9 +432,8 @@ def plot_learning_curves(path: Path, runs: dict[str, list[Path]], summary: dict[
     ax.set_title("Learning curves on validation users; tuned baselines as bands")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_png(fig, path)
+    plt.close(fig)
 
 
 def write_report(

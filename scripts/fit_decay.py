@@ -32,14 +32,15 @@ from decay_model.comparison_report import (
     REPORTED_SPLITS,
     format_table,
     plot_decay_curves,
+    plot_lambda_by_category,
     plot_reliability,
+    plot_reliability_per_model,
     print_table,
 )
 from decay_model.logs import SOURCES
 from decay_model.neural import PRESETS, NeuralDecay, preset
 from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import EvalTask
-from scripts import plots
 from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
 
 
@@ -170,10 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic_write_bytes(run_dir / "table.md", (format_table(metrics) + "\n").encode())
         plot_reliability(run_dir / "reliability.png", task, test_predictions)
         y_test = task.labels("test")
-        plots.plot_reliability_per_model(run_dir / "reliability_per_model.png", y_test, test_predictions)
+        plot_reliability_per_model(run_dir / "reliability_per_model.png", y_test, test_predictions)
         if encoded.get("neural") is not None and encoded.get("exponential") is not None:
             top = [int(c) for c in log.events["category_id"].value_counts().index[:20]]
-            lam = plots.plot_lambda_by_category(
+            lam = plot_lambda_by_category(
                 run_dir / "lambda_by_category.png", {k: encoded[k] for k in ("exponential", "neural")}, top
             )
             atomic_write_json(run_dir / "lambda_by_category.json", lam.to_dict(orient="records"))
