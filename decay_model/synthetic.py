@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from decay_model.atomic import atomic_write_bytes
 from decay_model.errors import ConfigError
 from decay_model.logs import BEHAVIORS, BehaviourLog, from_frame, load_log
 
@@ -177,3 +178,18 @@ def load_log_or_synthetic(
         return log, {"logs": logs, "source": log.report.source}, Path(logs).stem
     synthetic = generate(SyntheticConfig(), seed=seed)
     return synthetic.log, {"logs": "synthetic", **synthetic.card()}, "synthetic"
+
+
+def write_synthetic_log(
+    path: str | os.PathLike[str], config: SyntheticConfig | None = None, seed: int = 0
+) -> SyntheticLog:
+    """Write the synthetic log of ``seed`` as a canonical CSV (behaviour names, epoch seconds).
+
+    Commands that need a log file (``decaygym-build-sim``) run on the built-in log this way; the
+    same config and seed write the same bytes, so a rerun finds the same file. Written atomically.
+    """
+    synthetic = generate(config, seed=seed)
+    frame = synthetic.log.events.copy()
+    frame["behavior"] = [BEHAVIORS[b] for b in frame["behavior"]]
+    atomic_write_bytes(Path(path), frame.to_csv(index=False).encode())
+    return synthetic

@@ -2,6 +2,7 @@
 
 Examples:
     decaygym-build-sim --logs UserBehavior_head.csv --source taobao --out runs/mysim
+    decaygym-build-sim --out runs/synthetic_sim          # the built-in synthetic log
     decaygym-benchmark --sim runs/mysim
     decaygym-build-sim --logs events.parquet --neural --out runs/mysim_neural
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from decay_model.exponential import DecayFitConfig
 from decay_model.logs import SOURCES
 from decay_model.neural import PRESETS
+from decay_model.synthetic import write_synthetic_log
 from decay_model.task import TaskConfig
 from envs.build import STAGE_NAMES, BuildHooks, BuildOptions, build_simulator
 from envs.calibration import KNOBS
@@ -35,12 +37,19 @@ from scripts.calibrate import add_grid_options, knob_attr
 from scripts.common import console, progress, run_cli, versions
 
 PROG = "decaygym-build-sim"
+SYNTHETIC_LOG = "synthetic_log.csv"
+"""The built-in synthetic log's file inside the folder, when no --logs is given."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--help`` explains each."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--logs", metavar="PATH", required=True, help="behaviour log (CSV or Parquet)")
+    parser.add_argument(
+        "--logs",
+        metavar="PATH",
+        help="behaviour log (CSV or Parquet); default: the built-in synthetic log of --seed, written "
+        f"into the folder as {SYNTHETIC_LOG}",
+    )
     parser.add_argument("--source", choices=sorted(SOURCES), help="vocabulary of the log (default: detected)")
     parser.add_argument("--out", metavar="DIR", required=True, help="the simulator folder (e.g. runs/mysim)")
     parser.add_argument("--neural", action="store_true", help="also fit NeuralDecay; users are drawn from it")
@@ -76,7 +85,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--folds", type=int, default=2, help="calibration user groups (default: 2)")
     add_grid_options(parser, "calibration values")
     args = parser.parse_args(argv)
-    if not Path(args.logs).is_file():
+    if args.logs is not None and not Path(args.logs).is_file():
         parser.error(f"--logs {args.logs}: no such file")
     if args.neural and args.artifact:
         parser.error("--neural and --artifact exclude each other: fit a neural model, or supply one")
@@ -107,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for values in grid.values():
         points *= len(values)
     command = " ".join([PROG, *(sys.argv[1:] if argv is None else argv)])
+    provenance: dict[str, object] = {"command": command, "versions": versions()}
+    logs = args.logs
+    if logs is None:
+        logs = Path(args.out) / SYNTHETIC_LOG
+        provenance["synthetic"] = write_synthetic_log(logs, seed=args.seed).card()
     started = time.perf_counter()
     with progress() as bar:
         overall = bar.add_task("building the simulator", total=len(stages))
@@ -123,10 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     bar.update(grid_task, completed=points, visible=True)
 
         built = build_simulator(
-            args.logs,
+            logs,
             args.out,
             options,
-            provenance={"command": command, "versions": versions()},
+            provenance=provenance,
             hooks=BuildHooks(
                 on_stage=on_stage,
                 on_point=lambda: bar.update(grid_task, advance=1),

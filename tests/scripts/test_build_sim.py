@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -143,3 +144,19 @@ def test_a_log_without_purchases_stops_the_command_with_one_line(
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "purchase rate (SimConfig.purchase_rate, organic_purchase_rate)" in err[0]
+
+
+def test_without_logs_the_build_runs_on_the_built_in_synthetic_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = functools.partial(SyntheticConfig, n_users=60, n_categories=6)
+    monkeypatch.setattr("decay_model.synthetic.SyntheticConfig", small)
+    out = tmp_path / "synthetic_sim"
+    assert build_sim.main(["--out", str(out), "--seed", "3", *ONE_POINT]) == 0
+    written = (out / "synthetic_log.csv").read_bytes()
+    card = json.loads((out / "card.json").read_text())
+    assert card["data"]["name"] == "synthetic_log.csv" and card["synthetic"]["seed"] == 3
+    assert card["synthetic"]["generator"] == "decay_model.synthetic"
+    assert build_sim.main(["--out", str(out), "--seed", "3", *ONE_POINT]) == 0  # same log, every stage reused
+    assert (out / "synthetic_log.csv").read_bytes() == written
+    assert json.loads((out / "card.json").read_text())["fingerprint"] == card["fingerprint"]
