@@ -41,7 +41,7 @@ from decay_model.cards import (
     read_card,
 )
 from decay_model.errors import ArtifactError
-from decay_model.logs import BehaviourLog
+from decay_model.logs.schema import BehaviourLog
 from decay_model.task import EvalTask, TaskConfig
 
 

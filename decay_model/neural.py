@@ -60,7 +60,7 @@ from torch import nn
 from decay_model.atomic import atomic_write_bytes
 from decay_model.errors import ArtifactError, ConfigError, DataValidationError
 from decay_model.exponential import ExponentialDecay
-from decay_model.logs import BEHAVIORS, BehaviourLog
+from decay_model.logs.schema import BEHAVIORS, BehaviourLog
 from decay_model.metrics import auc, log_loss
 from decay_model.sequences import CAND_FEATURES, EventIndex, GroupData, build_vocab
 from decay_model.task import EvalTask
