@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decay_model.artifact import register_model
 from decay_model.exponential import ExponentialDecay, GlobalDecay, Popularity
-from decay_model.neural import NeuralDecay
+from decay_model.neural.model import NeuralDecay
 
 MODELS: dict[str, type] = {
     "popularity": Popularity,
