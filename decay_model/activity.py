@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from decay_model.errors import DataValidationError
-from decay_model.logs import BEHAVIORS
+from decay_model.logs.schema import BEHAVIORS
 
 HOUR = 3600.0
 RESIDUAL_PROBS = np.linspace(0.0, 1.0, 41)

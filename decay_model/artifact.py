@@ -22,10 +22,9 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,51 +40,9 @@ from decay_model.cards import (
     read_card,
 )
 from decay_model.errors import ArtifactError
-from decay_model.logs import BehaviourLog
+from decay_model.logs.schema import BehaviourLog
+from decay_model.registry import REGISTRY, DecayModel, register_model
 from decay_model.task import EvalTask, TaskConfig
-
-
-class DecayModel(Protocol):
-    """What every decay model offers, so tables, artifacts and the simulator treat them alike."""
-
-    name: str
-
-    def fit(self, task: EvalTask) -> Any:
-        """Fit on the task's training period (validation may select settings)."""
-        ...
-
-    def predict(self, task: EvalTask, period: str) -> np.ndarray:
-        """P(re-engagement within the horizon) for each example of a period."""
-        ...
-
-    def state(self) -> dict[str, torch.Tensor]:
-        """Every fitted number, as tensors."""
-        ...
-
-    def load_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore what :meth:`state` returned."""
-        ...
-
-    def describe(self) -> dict[str, object]:
-        """Readable summary of the fit for the card."""
-        ...
-
-    def config_dict(self) -> dict[str, Any]:
-        """The constructor's settings, JSON-ready."""
-        ...
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Self:
-        """Build an unfitted model from :meth:`config_dict`'s output."""
-        ...
-
-
-_REGISTRY: dict[str, Callable[[dict[str, Any]], DecayModel]] = {}
-
-
-def register_model(name: str, factory: Callable[[dict[str, Any]], DecayModel]) -> None:
-    """Make a model type loadable by name (its ``from_config``)."""
-    _REGISTRY[name] = factory
 
 
 def data_card(log: BehaviourLog) -> dict[str, Any]:
@@ -147,10 +104,10 @@ def load_artifact(
     folder = Path(directory)
     card = read_card(folder)
     name = card["model"]
-    if name not in _REGISTRY:
+    if name not in REGISTRY:
         import decay_model.models  # noqa: F401  (registers the built-in models)
-    if name not in _REGISTRY:
-        raise ArtifactError(f"{folder / CARD}: unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    if name not in REGISTRY:
+        raise ArtifactError(f"{folder / CARD}: unknown model {name!r}; known: {', '.join(sorted(REGISTRY))}")
     params_path = folder / PARAMS
     if not params_path.is_file():
         raise ArtifactError(f"{folder}: {PARAMS} is missing")
@@ -170,7 +127,7 @@ def load_artifact(
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ArtifactError(f"{params_path}: expected a mapping of names to tensors")
     try:
-        model = _REGISTRY[name](card.get("config", {}))
+        model = REGISTRY[name](card.get("config", {}))
         model.load_state(state)
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise ArtifactError(f"{folder}: parameters do not fit model {name!r}: {exc!r}") from exc

@@ -34,7 +34,7 @@ import torch
 from scipy.optimize import curve_fit, minimize_scalar
 
 from decay_model.errors import ConfigError, DataValidationError
-from decay_model.logs import BEHAVIORS, BehaviourLog
+from decay_model.logs.schema import BEHAVIORS, BehaviourLog
 from decay_model.metrics import log_loss
 from decay_model.task import EvalTask, History
 

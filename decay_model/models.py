@@ -6,9 +6,9 @@ imports it on demand, so reading a card or a population summary stays light.
 
 from __future__ import annotations
 
-from decay_model.artifact import register_model
 from decay_model.exponential import ExponentialDecay, GlobalDecay, Popularity
-from decay_model.neural import NeuralDecay
+from decay_model.neural.model import NeuralDecay
+from decay_model.registry import register_model
 
 MODELS: dict[str, type] = {
     "popularity": Popularity,

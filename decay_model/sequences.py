@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from decay_model.logs import BehaviourLog
+from decay_model.logs.schema import BehaviourLog
 from decay_model.task import HOUR, EvalTask
 
 PAD = 0  # category / behaviour index reserved for padding

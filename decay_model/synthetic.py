@@ -21,7 +21,8 @@ import pandas as pd
 
 from decay_model.atomic import atomic_write_bytes
 from decay_model.errors import ConfigError
-from decay_model.logs import BEHAVIORS, BehaviourLog, from_frame, load_log
+from decay_model.logs.load import from_frame, load_log
+from decay_model.logs.schema import BEHAVIORS, BehaviourLog
 
 # 2017-11-25 00:00 in UTC+8, the first day of the Taobao log, so both look alike.
 DEFAULT_START = 1511539200

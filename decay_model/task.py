@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from decay_model.errors import ConfigError, DataValidationError
-from decay_model.logs import BehaviourLog
+from decay_model.logs.schema import BehaviourLog
 
 HOUR = 3600
 DAY = 86400
