@@ -350,14 +350,17 @@ def test_recovery_at_the_decay_models_own_recovery_size(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_taobao_build_is_the_shipped_default(taobao_path: Path, tmp_path: Path) -> None:
-    """The default build on the shared Taobao log: SimConfig()'s every fitted field, its fidelity table."""
+    """The Taobao build given the default's population is the shipped default: config, table, steps."""
     from dataclasses import fields
 
+    from decay_model.cards import PRETRAINED
     from decay_model.logs import load_log
     from envs.config import SimConfig
     from envs.fidelity import FIDELITY_SPLIT, fidelity_report
+    from envs.vector import InterestDecayVectorEnv
 
-    built = build_simulator(taobao_path, tmp_path / "sim", BuildOptions(source="taobao"))
+    options = BuildOptions(source="taobao", artifact=str(PRETRAINED))
+    built = build_simulator(taobao_path, tmp_path / "sim", options)
     shipped = SimConfig()
     for f in fields(SimConfig):
         if f.name != "artifact":
@@ -368,3 +371,13 @@ def test_the_taobao_build_is_the_shipped_default(taobao_path: Path, tmp_path: Pa
     ours = json.loads((tmp_path / "sim" / "fidelity" / "fidelity.json").read_text())["statistics"]
     for s in default.statistics:
         assert round(ours[s.name]["distance"], 3) == round(s.distance, 3), s.name
+    # with the default's own population it is the default simulator, step for step
+    runs = []
+    for env in (InterestDecayVectorEnv(64, sim=str(tmp_path / "sim")), InterestDecayVectorEnv(64)):
+        obs, _ = env.reset(seed=0)
+        steps = [obs]
+        for _ in range(20):
+            obs, reward, *_ = env.step(np.zeros((64, env.config.num_slots), dtype=np.int64))
+            steps += [obs, reward]
+        runs.append(steps)
+    assert all(np.array_equal(a, b) for a, b in zip(*runs, strict=True))
