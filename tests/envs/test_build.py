@@ -289,6 +289,11 @@ TRANSFER_TOLERANCE = 0.02
 """Relative gap allowed between the decay rates the simulator draws and those the build fitted."""
 PURCHASE_TOLERANCE = 0.1
 """Relative error allowed on the purchase share of the users' own events (the generator's buy probability)."""
+GAP_KS_TOLERANCE = 0.1
+"""KS distance allowed between simulated and real times between visits on the held-out days (the
+fidelity report's own target). The generator draws no visits, so there is no parameter to compare:
+the gaps its events leave are the truth. Its browsing depth is not recovered (events per user KS
+0.24 at 8,000 users): a self-exciting process is not the simulator's visit model."""
 
 
 def check_recovery(
@@ -320,6 +325,10 @@ def check_recovery(
         assert max(abs(e) for e in errors.values()) < lambda_tolerance, errors
     buy = config.behavior_probs[BEHAVIORS.index("buy")]
     assert built.config.organic_purchase_rate == pytest.approx(buy, rel=PURCHASE_TOLERANCE)
+    if lambda_tolerance is not None:
+        # the return gaps of the log's held-out days, simulated from the fitted return-time model
+        report = json.loads((tmp_path / "sim" / "fidelity" / "fidelity.json").read_text())["statistics"]
+        assert report["time_between_visits_h"]["distance"] <= GAP_KS_TOLERANCE
 
 
 def test_a_simulator_draws_what_the_build_fitted_from_a_known_log(tmp_path: Path) -> None:
