@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,26 @@ def test_a_supplied_artifact_is_checked_copied_and_drawn_from(
     assert built.card["options"]["artifact"] == str(sim / "decay")
     with pytest.raises(ConfigError, match="neural and artifact exclude each other"):
         BuildOptions(neural=True, artifact=str(sim / "decay"))
+
+
+def test_a_neural_build_draws_users_from_the_neural_fit_and_can_re_encode(
+    small_build: tuple[Path, Path, list[tuple[str, str]]], tmp_path: Path
+) -> None:
+    from envs.vector import InterestDecayVectorEnv
+
+    logs, sim, _ = small_build
+    shutil.copytree(sim, tmp_path / "sim")  # the other stages are reused; only the neural fit is new
+    options = BuildOptions(**{**QUICK.__dict__, "neural": True, "epochs": 1, "device": "cpu"})
+    built = build_simulator(logs, tmp_path / "sim", options)
+    assert "neural" not in built.reused and {"decay", "activity", "calibration"} <= set(built.reused)
+    assert json.loads((tmp_path / "sim" / "sim_config.json").read_text())["artifact"] == "neural"
+    assert json.loads((tmp_path / "sim" / "neural" / "card.json").read_text())["model"] == "neural"
+    assert built.card["options"]["neural"] is True and built.card["parts"]["decay_artifact"] == "neural"
+    venv = InterestDecayVectorEnv(8, sim=str(tmp_path / "sim"), reencode_every=2)
+    venv.reset(seed=0)
+    for _ in range(3):
+        obs, *_ = venv.step(np.zeros((8, venv.config.num_slots), dtype=np.int64))
+    assert np.isfinite(obs).all()
 
 
 def test_an_artifact_fitted_on_another_log_is_one_clear_error(tmp_path: Path) -> None:
