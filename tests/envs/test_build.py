@@ -145,7 +145,6 @@ def test_a_rerun_reuses_finished_stages_and_redoes_a_missing_one(
     small_build: tuple[Path, Path, list[tuple[str, str]]], tmp_path: Path
 ) -> None:
     logs, sim, _ = small_build
-    import shutil
 
     copy = tmp_path / "sim"
     shutil.copytree(sim, copy)
@@ -165,7 +164,6 @@ def test_a_changed_option_refits_only_the_stages_that_read_it(
     small_build: tuple[Path, Path, list[tuple[str, str]]], tmp_path: Path
 ) -> None:
     logs, sim, _ = small_build
-    import shutil
 
     copy = tmp_path / "sim"
     shutil.copytree(sim, copy)
@@ -198,7 +196,6 @@ def test_env_and_vector_env_run_on_the_folder(small_build: tuple[Path, Path, lis
 def test_a_missing_or_foreign_part_is_one_clear_error(
     small_build: tuple[Path, Path, list[tuple[str, str]]], tmp_path: Path
 ) -> None:
-    import shutil
 
     _, sim, _ = small_build
     with pytest.raises(ConfigError, match="no such folder"):
