@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,18 @@ class StubDecay:
 def stub_decay() -> type[StubDecay]:
     """``StubDecay``, for tests of the fidelity report and calibration that need no fitted model."""
     return StubDecay
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread for the test, then as it was (a module opts in with ``usefixtures``).
+
+    Small batches gain nothing from threads but synchronisation, and tests on a 2-core machine
+    must not oversubscribe it.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

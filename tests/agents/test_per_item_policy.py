@@ -27,12 +27,7 @@ ENCODERS = ["pool", "attention"]
 ATTENTION = {"encoder": "attention", "attention_heads": 2, "attention_layers": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small batches: threads only add synchronisation
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def spaces_k(k=K):

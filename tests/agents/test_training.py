@@ -1,19 +1,12 @@
 import json
 
 import pytest
-import torch
 
 from agents.trained import load_hyperparams, load_policy
 from agents.training import TrainSettings, train
 from decay_model.errors import ConfigError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_ppo(**changes):

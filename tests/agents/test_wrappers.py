@@ -1,7 +1,6 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
 from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
@@ -25,12 +24,7 @@ from envs.vector import InterestDecayVectorEnv
 K = 8  # the small preset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def empty_of(obs):

@@ -16,12 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 SMOKE = ["--preset", "small", "--seed", "0", "--n-envs", "32", "--eval-users", "16"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def check_run_folder(out, capsys):
