@@ -70,6 +70,19 @@ def valid_users(seed: int, n: int) -> UserSeeds:
     return UserSeeds(VALID_BASE + seed * STRIDE, n)
 
 
+def search_users(seed: int, n: int) -> UserSeeds:
+    """The ``n`` users that score a hyperparameter-search trial of run ``seed``.
+
+    The second half of the run's validation block: validation users (never trained on, never
+    held out), but not those ``EvalCallback`` picked the trial's best model on, so a trial's
+    score is not the maximum of its own noisy evaluations.
+    """
+    _check(seed, n, "search users")
+    if n > STRIDE // 2:
+        raise ConfigError(f"search users: need 1 to {STRIDE // 2} users, got {n}")
+    return UserSeeds(VALID_BASE + seed * STRIDE + STRIDE // 2, n)
+
+
 def eval_users(seed: int, n: int) -> UserSeeds:
     """The ``n`` held-out evaluation users of root seed ``seed`` (evaluate, benchmark)."""
     _check(seed, n, "evaluation users")
@@ -81,5 +94,6 @@ def scheme() -> dict[str, str]:
     return {
         "train": f"seed*{STRIDE} + [0, n_envs)",
         "valid": f"{VALID_BASE} + seed*{STRIDE} + [0, n)",
+        "search": f"{VALID_BASE} + seed*{STRIDE} + {STRIDE // 2} + [0, n)",
         "eval": f"{EVAL_BASE} + seed*{STRIDE} + [0, n)",
     }

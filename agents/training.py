@@ -60,6 +60,9 @@ from envs.simulator_folder import load_sim
 SEEDS_FILE = "seeds.json"
 SUMMARY_FILE = "summary.json"
 DEFAULT_EVAL_USERS = 256
+#: torch threads of a training run unless asked otherwise: one, so that a run gives the same
+#: numbers on a laptop and on a 64-core server (and runs side by side do not fight for cores)
+DEFAULT_TORCH_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,10 @@ class TrainSettings:
     sim: str | None = None
     """Simulator folder (``decaygym-build-sim``) the run trains on instead of the preset's config
     (it keeps the ``default`` preset's sizes and hyperparameters); None: the preset."""
+    torch_threads: int = DEFAULT_TORCH_THREADS
+    """Torch CPU threads while training. Results depend on it (float sums are split differently),
+    so every run pins it and records it: the same seed and thread count give the same model on
+    any machine."""
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
@@ -98,7 +105,7 @@ class TrainSettings:
         envs.get_preset(self.preset)  # ConfigError names the known presets
         if self.sim is not None:
             load_sim(self.sim)  # ConfigError names the folder and its missing or incompatible part
-        for name in ("timesteps", "n_envs", "eval_users", "checkpoint_freq"):
+        for name in ("timesteps", "n_envs", "eval_users", "checkpoint_freq", "torch_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.eval_freq < 0:
@@ -187,17 +194,39 @@ class TrainResult:
 
 
 def train(
-    settings: TrainSettings, run_dir: str | Path, resume: bool = False, *, progress: Progress | None = None
+    settings: TrainSettings,
+    run_dir: str | Path,
+    resume: bool = False,
+    *,
+    progress: Progress | None = None,
+    after_eval: BaseCallback | None = None,
 ) -> TrainResult:
     """Train (or resume) one run into ``run_dir``; see the module docstring for what is written.
 
-    ``progress`` shows the timesteps done (default: no display).
+    ``progress`` shows the timesteps done (default: no display). ``after_eval`` runs after each
+    validation (SB3's ``callback_after_eval``: its ``parent.last_mean_reward`` is the validation
+    return; returning False ends training early, as a hyperparameter search's pruner does). Torch runs on
+    ``settings.torch_threads`` threads meanwhile (restored afterwards).
 
     Raises:
         ConfigError: ``resume`` but the folder has no checkpoint yet.
     """
+    threads = th.get_num_threads()
+    th.set_num_threads(settings.torch_threads)
+    try:
+        return _train(settings, Path(run_dir), resume, progress, after_eval)
+    finally:
+        th.set_num_threads(threads)
+
+
+def _train(
+    settings: TrainSettings,
+    run_dir: Path,
+    resume: bool,
+    progress: Progress | None,
+    after_eval: BaseCallback | None,
+) -> TrainResult:
     started = time.perf_counter()
-    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     params = settings.params
     users = seeds.train_users(settings.seed, settings.n_envs)
@@ -250,6 +279,7 @@ def train(
         eval_freq=max(1, settings.eval_freq // settings.n_envs) if settings.eval_freq else 0,
         log_path=str(run_dir / "eval"),
         best_model_save_path=str(run_dir),
+        callback_after_eval=after_eval,
         deterministic=True,
         verbose=0,
     )

@@ -27,7 +27,7 @@ from pathlib import Path
 from agents import seeds
 from agents.checkpoints import latest_checkpoint
 from agents.trained import ALGOS, RUN_CONFIG_FILE, env_id, load_hyperparams
-from agents.training import DEFAULT_EVAL_USERS, TrainSettings, train
+from agents.training import DEFAULT_EVAL_USERS, DEFAULT_TORCH_THREADS, TrainSettings, train
 from decay_model.errors import ConfigError
 from scripts.common import (
     Simulator,
@@ -51,6 +51,7 @@ RESUME_FIXED = (
     "eval_users",
     "eval_freq",
     "checkpoint_freq",
+    "torch_threads",
 )
 _EXTRA_PACKAGES = ("sb3-contrib", "tensorboard", "rl-zoo3", "optuna")
 
@@ -76,6 +77,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="checkpoint every N timesteps (default: --eval-freq, or timesteps / 10)",
     )
     parser.add_argument("--device", help="torch device (default: auto, CUDA when present)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        help=f"torch CPU threads; results depend on it (default: {DEFAULT_TORCH_THREADS} on any machine)",
+    )
     parser.add_argument(
         "--hyperparams", help="RL Zoo-format YAML to read instead of agents/hyperparams/<algo>.yml"
     )
@@ -111,6 +117,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         eval_freq=eval_freq,
         checkpoint_freq=checkpoint_freq,
         device=args.device or "auto",
+        torch_threads=DEFAULT_TORCH_THREADS if args.torch_threads is None else args.torch_threads,
         hyperparams=params.raw,
         hyperparams_source=str(args.hyperparams) if args.hyperparams else f"agents/hyperparams/{algo}.yml",
     )

@@ -41,3 +41,17 @@ def test_settings_and_resume_errors_name_the_problem(tmp_path):
         small_ppo(n_envs=0)
     with pytest.raises(ConfigError, match="no checkpoint yet"):
         train(small_ppo(), tmp_path, resume=True)
+
+
+def test_training_pins_its_torch_threads_and_restores_the_callers(monkeypatch, tmp_path):
+    import torch as th
+
+    import agents.training as training
+
+    seen = []
+    monkeypatch.setattr(training, "_train", lambda *args: seen.append(th.get_num_threads()))
+    before = th.get_num_threads()
+    train(small_ppo(torch_threads=2), tmp_path / "run")
+    assert seen == [2] and th.get_num_threads() == before
+    with pytest.raises(ConfigError, match="--torch-threads must be >= 1"):
+        small_ppo(torch_threads=0)

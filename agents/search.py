@@ -1,0 +1,281 @@
+"""Hyperparameter search with Optuna: each trial trains an agent and is scored on validation users.
+
+``search(settings, out)`` runs ``settings.trials`` trials of a TPE sampler over the space of
+:func:`sample_ppo` (learning rate, n_steps, batch size, entropy coefficient, γ, network width,
+epochs, users per batch and the per-item encoder). A trial trains with ``agents.training.train``
+on the run's training users and is scored by the mean return of its best model (picked by
+``EvalCallback`` on the validation users) on other users, ``agents.seeds.search_users``: the
+score is not the maximum of the trial's own noisy evaluations. Each validation is reported to
+Optuna's median pruner, which stops trials that fall behind the median of earlier ones.
+
+The study lives in ``OUT/study.db`` (SQLite), so a killed search resumes with the same command:
+finished trials are kept, a trial that was running is marked failed and its slot run again.
+Written beside it: ``trials/<number>/`` (each trial's run folder), ``trials.csv`` (every trial,
+its parameters, state and score), ``best.yml`` (the best trial as an RL Zoo entry for
+``decaygym-train --hyperparams``, with the command and score in a comment) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import yaml
+from optuna.trial import TrialState
+from rich.progress import Progress
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents import seeds
+from agents.evaluation import evaluate
+from agents.trained import env_id, load_policy
+from agents.training import DEFAULT_TORCH_THREADS, TrainSettings, train
+from decay_model.atomic import atomic_write_bytes, atomic_write_json
+from decay_model.errors import ConfigError
+
+STUDY_FILE = "study.db"
+BEST_FILE = "best.yml"
+TRIALS_FILE = "trials.csv"
+SUMMARY_FILE = "summary.json"
+#: algorithms with a search space (the per-item actor-critic ones share PPO's)
+SEARCHABLE = ("ppo", "maskable_ppo", "recurrent_ppo")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What a search depends on; stored in ``summary.json`` and checked again on resume."""
+
+    algo: str
+    """Algorithm (one of ``SEARCHABLE``)."""
+    preset: str
+    """Simulator preset the trials train on."""
+    base: dict[str, Any]
+    """The YAML entry the sampled values replace (``n_timesteps`` is ``timesteps``)."""
+    trials: int
+    """Trials to finish (completed or pruned), counting those of an earlier, interrupted run."""
+    timesteps: int
+    """Training budget per trial, env steps."""
+    valid_users: int
+    """Validation users of each trial's ``EvalCallback`` (pruning and best-model choice)."""
+    search_users: int
+    """Users each trial's best model is scored on (``agents.seeds.search_users``)."""
+    evaluations: int = 5
+    """Validations per trial, reported to the pruner."""
+    seed: int = 0
+    """Training seed of every trial, and the sampler's seed."""
+    torch_threads: int = DEFAULT_TORCH_THREADS
+    sim: str | None = None
+    """Simulator folder instead of the preset (as ``decaygym-train --sim``)."""
+
+    def __post_init__(self) -> None:
+        if self.algo not in SEARCHABLE:
+            known = ", ".join(SEARCHABLE)
+            raise ConfigError(f"--algo {self.algo!r} has no search space; searchable: {known}")
+        for name in ("trials", "timesteps", "valid_users", "search_users", "evaluations"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        seeds.search_users(self.seed, self.search_users)  # checks the seed and the count
+
+
+def sample_ppo(trial: optuna.Trial, base: dict[str, Any], rollouts_within: int) -> dict[str, Any]:
+    """A YAML entry: ``base`` with the trial's values of the PPO-family search space.
+
+    ``n_steps`` is capped so that a rollout (``n_steps * n_envs`` steps) fits ``rollouts_within``
+    steps (so each validation sees a model updated since the last one), and ``batch_size`` at the
+    rollout, which SB3 needs; ``entry`` holds the values used, the trial's params those drawn.
+    """
+    entry = copy.deepcopy(base)
+    n_envs = trial.suggest_categorical("n_envs", [64, 128, 256])
+    n_steps = trial.suggest_categorical("n_steps", [8, 16, 32, 64])
+    n_steps = min(n_steps, max(1, rollouts_within // n_envs))
+    batch = trial.suggest_categorical("batch_size", [256, 512, 1024, 2048])
+    width = trial.suggest_categorical("width", [32, 64, 128])
+    encoder = trial.suggest_categorical("encoder", ["pool", "attention"])
+    entry.update(
+        n_envs=n_envs,
+        n_steps=n_steps,
+        batch_size=min(batch, n_steps * n_envs),
+        n_epochs=trial.suggest_categorical("n_epochs", [4, 10]),
+        learning_rate=trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
+        ent_coef=trial.suggest_float("ent_coef", 1e-4, 3e-2, log=True),
+        gamma=trial.suggest_categorical("gamma", [0.9, 0.95, 0.98, 0.99, 0.995]),
+    )
+    policy_kwargs = dict(entry.get("policy_kwargs") or {})
+    policy_kwargs["net_arch"] = {"pi": [width, width], "vf": [width, width]}
+    policy_kwargs["encoder"] = encoder
+    if encoder == "attention":
+        policy_kwargs.setdefault("attention_heads", 2)
+        policy_kwargs.setdefault("attention_layers", 1)
+    else:
+        policy_kwargs.pop("attention_heads", None)
+        policy_kwargs.pop("attention_layers", None)
+    entry["policy_kwargs"] = policy_kwargs
+    return entry
+
+
+class _ReportToPruner(BaseCallback):
+    """After each validation: report its return to the trial; stop training once it is pruned."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        super().__init__()
+        self.trial = trial
+        self.step = 0
+        self.pruned = False
+
+    def _on_step(self) -> bool:
+        self.step += 1
+        self.trial.report(float(self.parent.last_mean_reward), self.step)  # type: ignore[union-attr]
+        self.pruned = self.trial.should_prune()
+        return not self.pruned
+
+
+def trial_settings(settings: SearchSettings, entry: dict[str, Any]) -> TrainSettings:
+    """The training run of a trial with YAML entry ``entry``."""
+    every = max(1, settings.timesteps // settings.evaluations)
+    return TrainSettings(
+        algo=settings.algo,
+        preset=settings.preset,
+        sim=settings.sim,
+        seed=settings.seed,
+        timesteps=settings.timesteps,
+        n_envs=int(entry["n_envs"]),
+        eval_users=settings.valid_users,
+        eval_freq=every,
+        checkpoint_freq=settings.timesteps,
+        device="cpu",
+        torch_threads=settings.torch_threads,
+        hyperparams={**entry, "n_timesteps": settings.timesteps},
+        hyperparams_source="optuna search",
+    )
+
+
+def objective(settings: SearchSettings, out: Path) -> Callable[[optuna.Trial], float]:
+    """Optuna's objective: train the trial's run into ``out/trials/<number>`` and score it."""
+    users = seeds.search_users(settings.seed, settings.search_users).seeds()
+
+    def score(trial: optuna.Trial) -> float:
+        entry = sample_ppo(trial, settings.base, settings.timesteps // settings.evaluations)
+        trial.set_user_attr("entry", entry)
+        run_dir = out / "trials" / str(trial.number)
+        reporter = _ReportToPruner(trial)
+        train(trial_settings(settings, entry), run_dir, after_eval=reporter)
+        if reporter.pruned:
+            raise optuna.TrialPruned(f"validation return {trial.intermediate_values} behind the median")
+        best = run_dir / "best_model.zip"
+        policy = load_policy(best if best.is_file() else run_dir, settings.preset, device="cpu")
+        extra = {} if settings.sim is None else {"sim": settings.sim}
+        records = evaluate(policy, preset=settings.preset, seeds=users, label=str(trial.number), **extra)
+        return float(records["return"].mean())
+
+    return score
+
+
+def open_study(settings: SearchSettings, out: Path) -> optuna.Study:
+    """The study in ``out/study.db``, created or reopened; trials left running are marked failed."""
+    out.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{(out / STUDY_FILE).resolve()}")
+    study = optuna.create_study(
+        study_name="decaygym",
+        storage=storage,
+        direction="maximize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        load_if_exists=True,
+    )
+    stored = study.user_attrs.get("settings")
+    if stored is not None and {**stored, "trials": settings.trials} != _jsonable(settings):
+        raise ConfigError(
+            f"{out}: holds a search with other settings; use another --out, or the same options (any "
+            "--trials) to resume"
+        )
+    study.set_user_attr("settings", _jsonable(settings))
+    # a resumed search draws on from where its trials stopped, not from trial 0's values again
+    study.sampler = optuna.samplers.TPESampler(seed=settings.seed + len(study.trials))
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    return study
+
+
+def _jsonable(settings: SearchSettings) -> dict[str, Any]:
+    return yaml.safe_load(yaml.safe_dump(asdict(settings)))
+
+
+def finished(study: optuna.Study) -> int:
+    """Trials that count towards the search: completed or pruned."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def search(
+    settings: SearchSettings, out: str | Path, *, command: str = "", progress: Progress | None = None
+) -> optuna.Study:
+    """Run (or resume) the search into ``out`` until ``settings.trials`` trials have finished."""
+    out = Path(out)
+    study = open_study(settings, out)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    bar = progress if progress is not None else Progress(disable=True)
+    with bar:
+        task = bar.add_task(f"{settings.algo} search", total=settings.trials, completed=finished(study))
+        while finished(study) < settings.trials:
+            study.optimize(objective(settings, out), n_trials=1, catch=(ValueError, RuntimeError))
+            bar.update(task, completed=finished(study))
+            write_results(study, settings, out, command)
+    write_results(study, settings, out, command)
+    return study
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: number, state, score, the last validation reached and the sampled values."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        last = max(t.intermediate_values) if t.intermediate_values else None
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                "score": t.value,
+                "validations": len(t.intermediate_values),
+                "last_validation": None if last is None else t.intermediate_values[last],
+                **t.params,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_results(study: optuna.Study, settings: SearchSettings, out: Path, command: str) -> None:
+    """``trials.csv``, ``summary.json`` and, once a trial has completed, ``best.yml``."""
+    table = trials_table(study)
+    atomic_write_bytes(out / TRIALS_FILE, table.to_csv(index=False).encode())
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best = max(complete, key=lambda t: t.value) if complete else None
+    summary: dict[str, Any] = {
+        "settings": _jsonable(settings),
+        "command": command,
+        "trials": table["state"].value_counts().to_dict() if len(table) else {},
+        "best": None
+        if best is None
+        else {
+            "trial": best.number,
+            "score": best.value,
+            "params": best.params,
+            "entry": best.user_attrs["entry"],
+        },
+    }
+    atomic_write_json(out / SUMMARY_FILE, summary)
+    if best is not None:
+        atomic_write_bytes(out / BEST_FILE, best_yaml(best, settings, command).encode())
+
+
+def best_yaml(best: optuna.trial.FrozenTrial, settings: SearchSettings, command: str) -> str:
+    """The best trial as an RL Zoo entry, headed by how it was found."""
+    entry = {**best.user_attrs["entry"], "n_timesteps": float(settings.timesteps)}
+    header = [
+        f"# Found by: {command}" if command else "# Found by decaygym-search",
+        f"# Best of {settings.trials} trials: trial {best.number}, mean return "
+        f"{best.value:.3f} on {settings.search_users} search users (agents.seeds.search_users), "
+        f"{settings.timesteps} timesteps, seed {settings.seed}.",
+    ]
+    body = yaml.safe_dump({env_id(settings.preset): entry}, sort_keys=True)
+    return "\n".join(header) + "\n" + body
