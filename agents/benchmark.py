@@ -1,12 +1,28 @@
 """The benchmark's stages and its report: tune the baselines, train agents over seeds, evaluate, report.
 
-Four stages, each written into the run folder before the next starts (``decaygym-benchmark``
-describes what each writes): :func:`stage_tune` (``tuned.json``), :func:`stage_train`
-(``train/<algo>_seed<k>/``), :func:`stage_explain` (``tree_<run>/``) and :func:`stage_evaluate`
-(``evaluate/``); then :func:`write_report` (``table.md``, ``table.csv``, ``summary.json`` and
-the plots). A stage whose output is already complete is reused, and an interrupted training run
-is resumed from its last checkpoint, so running the benchmark again after a crash finishes it
-without redoing what is done.
+Four stages, each written into the run folder before the next starts:
+
+1. :func:`stage_tune`, ``tuned.json``: the threshold rule, threshold+, the best rule and the
+   oracle tuned on the training users of the root seed (one grid for all: ``agents.tuning``),
+   and every custom rule that declares a ``tuning_grid`` (``agents.custom``) on the same users.
+2. :func:`stage_train`, ``train/<algo>_seed<k>/``: each agent trained for the level's budget with
+   root seeds seed + k, k < the level's training seeds (``decaygym-train``; the model with the
+   best validation return is the one evaluated).
+3. :func:`stage_explain`, ``tree_<run>/``: the first agent's best seed distilled into a shallow
+   tree (``decaygym-explain``).
+4. :func:`stage_evaluate`, ``evaluate/``: every policy on the same held-out evaluation users
+   (``decaygym-evaluate``): the baselines, each trained seed, the tree and the custom policies.
+
+Then :func:`write_report`: ``table.md`` / ``table.csv`` (the evaluation table, each agent's
+spread across training seeds, its paired differences to threshold+ and the best rule, and the
+hierarchical bootstrap over seeds and users), ``summary.json`` (every number of the tables) and
+the plots ``learning_curves.png`` (validation return against steps, baselines as bands),
+``returns.png`` and ``lifecycle.png`` (show / reduce / retire against item age, per policy).
+
+A stage whose output is already complete is reused, and an interrupted training run is resumed
+from its last checkpoint, so running the benchmark again after a crash finishes it without
+redoing what is done. Budgets are :data:`LEVELS`: ``smoke`` (CI, about a minute on ``small``),
+``quick`` (the README's main job), ``full`` (the published table).
 
 The stages run the evaluate, train and explain commands with the options a user would give
 them (so each stage's folder is that command's run folder, provenance included); the caller

@@ -1,11 +1,28 @@
 """Compare policies on the same held-out users: the protocol of ``decaygym-evaluate``.
 
-The baselines (and rules of one's own with a tuning grid) are tuned on training users, or their
-tuned parameters are read from an earlier run; every policy then runs one episode for each
-held-out user, the same users for all, and the report gathers per policy the metrics with
-bootstrap intervals, the paired differences to the tuned threshold rule and to the reference
-rules that were evaluated, the share of the threshold-to-oracle gap it closes, its lifecycle and
-its action shares. ``agents.comparison_report`` writes the report as tables, summary and plots.
+Every policy runs one episode for each held-out user, the same users for all
+(``agents.seeds``: the evaluation users of the root seed, disjoint from every training and
+validation user), so comparisons are paired. The threshold rule, threshold+ and the oracle are
+tuned first on the training users of the seed (one grid for all, highest mean return; the best
+rule a knob at a time from threshold+'s point), or read from an earlier run's ``tuned.json``.
+The tuned threshold rule (the baseline of every difference) and the oracle (the reference of the
+gap share) are always evaluated, added when not listed.
+
+Rules of one's own (``agents.custom``): ``module.path:Name`` or ``'module.path:Name{"k": v}'``
+names a class or factory function, called with the JSON's keyword arguments (and ``config=`` /
+``seed=`` when its signature has them); the result must have SB3's ``predict``. A ``Name`` with
+a ``tuning_grid`` is tuned with the baselines on the same training users (its choice goes to
+tuned.json's ``custom`` section) or read from ``tuned.json``.
+
+The report gathers per policy: mean return, clicks, purchases, slots used and churn rate with
+95 % bootstrap intervals over users; the paired differences to the tuned threshold rule and to
+the reference rules that were evaluated (threshold+, best rule); the share of the
+threshold-to-oracle gap it closes ((policy - threshold) / (oracle - threshold), paired
+bootstrap); the lifecycle (show / reduce / retire by item age and by predicted interest) and its
+action shares. ``agents.comparison_report`` writes it: ``table.md``, ``table.csv``,
+``summary.json``, ``records.parquet`` (one row per policy and user), ``tuned.json`` (when tuned
+here), ``returns.png``, ``lifecycle.png``, ``lifecycle_interest.png``. Intervals are over these
+simulated users only; results depend on the simulator and its decay model, not on real users.
 """
 
 from __future__ import annotations

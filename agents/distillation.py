@@ -6,6 +6,13 @@ depth-limited tree is fitted to those rows (``fit_tree``). A fresh copy of the p
 on the checking users (never seen by the fit): the tree's agreement with its decisions is
 measured there, overall, per action and as a confusion matrix, and both the policy and the tree
 run as policies on those users (mean return of each, paired difference).
+
+Rows hold the item's and the user's features in natural units (counts, hours, interest;
+``agents.tree_policy.FEATURES``); the tree is scikit-learn's ``DecisionTreeClassifier``, printed
+as one rule per leaf. What ``decaygym-explain`` writes: ``tree.json`` (what ``TreePolicy`` and
+``decaygym-evaluate`` load), ``rules.txt``, ``tree.joblib`` (the scikit-learn object),
+``explain.json`` (agreement overall, per action and the confusion matrix; returns) and
+``config.json``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import platform
-import resource
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from importlib import metadata
@@ -36,12 +34,6 @@ def versions(extra: Sequence[str] = ()) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def git_commit() -> str | None:

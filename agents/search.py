@@ -87,19 +87,21 @@ def sample_ppo(trial: optuna.Trial, base: dict[str, Any], rollouts_within: int) 
     ``n_steps`` is capped so that a rollout (``n_steps * n_envs`` steps) fits ``rollouts_within``
     steps (so each validation sees a model updated since the last one), and ``batch_size`` at the
     rollout, which SB3 needs; ``entry`` holds the values used, the trial's params those drawn.
+    Widths stop at 64 and epochs at 8: a gradient pass costs timesteps × epochs × network size,
+    and the space is meant for budgets of minutes on a CPU (each trial's ``wall_s`` is recorded).
     """
     entry = copy.deepcopy(base)
     n_envs = trial.suggest_categorical("n_envs", [64, 128, 256])
     n_steps = trial.suggest_categorical("n_steps", [8, 16, 32, 64])
     n_steps = min(n_steps, max(1, rollouts_within // n_envs))
     batch = trial.suggest_categorical("batch_size", [256, 512, 1024, 2048])
-    width = trial.suggest_categorical("width", [32, 64, 128])
+    width = trial.suggest_categorical("width", [32, 64])
     encoder = trial.suggest_categorical("encoder", ["pool", "attention"])
     entry.update(
         n_envs=n_envs,
         n_steps=n_steps,
         batch_size=min(batch, n_steps * n_envs),
-        n_epochs=trial.suggest_categorical("n_epochs", [4, 10]),
+        n_epochs=trial.suggest_categorical("n_epochs", [2, 4, 8]),
         learning_rate=trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
         ent_coef=trial.suggest_float("ent_coef", 1e-4, 3e-2, log=True),
         gamma=trial.suggest_categorical("gamma", [0.9, 0.95, 0.98, 0.99, 0.995]),
@@ -162,7 +164,8 @@ def objective(settings: SearchSettings, out: Path) -> Callable[[optuna.Trial], f
         trial.set_user_attr("entry", entry)
         run_dir = out / "trials" / str(trial.number)
         reporter = _ReportToPruner(trial)
-        train(trial_settings(settings, entry), run_dir, after_eval=reporter)
+        result = train(trial_settings(settings, entry), run_dir, after_eval=reporter)
+        trial.set_user_attr("wall_s", result.summary["wall_s"])
         if reporter.pruned:
             raise optuna.TrialPruned(f"validation return {trial.intermediate_values} behind the median")
         best = run_dir / "best_model.zip"
@@ -238,6 +241,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                 "score": t.value,
                 "validations": len(t.intermediate_values),
                 "last_validation": None if last is None else t.intermediate_values[last],
+                "wall_s": t.user_attrs.get("wall_s"),
                 **t.params,
             }
         )

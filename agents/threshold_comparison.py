@@ -7,6 +7,14 @@ held-out users; every policy gets its summary with bootstrap intervals and its p
 differences to the tuned threshold rule and to tuned threshold+, and the "lifecycle is live"
 check (:func:`lifecycle_check`) says whether the tuned rule uses all three actions and beats the
 trivial policies.
+
+Grid search: (show_above, retire_below) pairs with retire_below <= show_above on the training
+users; the pair with the highest mean return is kept (ties go to the first pair in grid order).
+What ``decaygym-tune-threshold`` writes: ``grid.csv`` (the threshold rule's training grid),
+``tuning_grid.csv`` (every family's), ``tuned.json`` (reusable by ``decaygym-evaluate
+--tuned``), ``results.csv`` (one row per policy and held-out user), ``summary.json``
+(summaries, paired differences, lifecycle tables, seeds) and ``config.json`` (provenance).
+Results depend on the simulator and its decay model; they are not claims about real users.
 """
 
 from __future__ import annotations

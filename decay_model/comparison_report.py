@@ -2,6 +2,13 @@
 
 The numbers come from ``decay_model.artifact.fit_and_save`` and ``decay_model.metrics``; this
 module only lays them out. matplotlib and rich load only when a plot or table is drawn.
+
+What ``decaygym-fit-decay`` writes into its run folder: ``metrics.json`` (model -> split ->
+metric, including the ranking metrics ``hr@10``, ``ndcg@10``, ``n_rank`` of
+``decay_model.ranking``), ``table.md``, ``config.json`` (settings, seed, versions, commit), one
+artifact per model under ``artifacts/<model>/``, ``decay_curves.png``, ``reliability.png``,
+``reliability_per_model.png`` and, when neural and exponential are both fitted,
+``lambda_by_category.png`` (+ ``.json``: λ per top-20 category).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.figures import pyplot, save_png
 from decay_model.logs import BehaviourLog
 from decay_model.metrics import TABLE_NAMES, calibration_table
@@ -214,3 +222,28 @@ def plot_lambda_by_category(
     save_png(fig, path)
     plt.close(fig)
     return lambda_by_category(encoded, categories)
+
+
+def write_report(
+    run_dir: Path,
+    metrics: dict[str, dict[str, dict[str, float | None]]],
+    task: EvalTask,
+    log: BehaviourLog,
+    fitted: dict[str, Any],
+    test_predictions: dict[str, np.ndarray],
+    encoded: dict[str, Any],
+) -> None:
+    """Everything ``decaygym-fit-decay`` writes after the fits (see the module docstring)."""
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    periods = task.describe().astype({"start": str, "end": str}).to_dict(orient="records")
+    atomic_write_json(run_dir / "task.json", {"config": task.config.to_dict(), "periods": periods})
+    atomic_write_bytes(run_dir / "table.md", (format_table(metrics) + "\n").encode())
+    plot_reliability(run_dir / "reliability.png", task, test_predictions)
+    plot_reliability_per_model(run_dir / "reliability_per_model.png", task.labels("test"), test_predictions)
+    if encoded.get("neural") is not None and encoded.get("exponential") is not None:
+        top = [int(c) for c in log.events["category_id"].value_counts().index[:20]]
+        pair = {k: encoded[k] for k in ("exponential", "neural")}
+        lam = plot_lambda_by_category(run_dir / "lambda_by_category.png", pair, top)
+        atomic_write_json(run_dir / "lambda_by_category.json", lam.to_dict(orient="records"))
+    if "exponential" in fitted or "global_decay" in fitted:
+        plot_decay_curves(run_dir / "decay_curves.png", fitted, log)

@@ -1,6 +1,13 @@
 """A calibration's result as text and pictures: its tables (Markdown and console) and the score map.
 
 The numbers come from ``envs.calibration``; this module only lays them out.
+
+What ``decaygym-calibrate`` writes into its run folder: ``calibration.json`` (every grid
+point's scores and distances, the folds, the noise floor, the chosen constants as ``SimConfig``
+overrides), ``table.md`` (the best points, the folds: chosen against shipped constants on
+held-out users, and the sampling-noise floor: a real group against the other real users),
+``config.json`` (settings, seed, versions, commit) and ``score_map.png`` (mean score over
+``engagement_scale`` × ``engagement_lift`` at the chosen ``engagement_gap_power``).
 """
 
 from __future__ import annotations

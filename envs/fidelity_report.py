@@ -2,6 +2,11 @@
 
 The numbers come from ``envs.fidelity``; ``decaygym-fidelity`` and ``decaygym-build-sim`` write
 them the same way through ``write_table_and_plots``.
+
+What ``decaygym-fidelity`` writes into its run folder: ``fidelity.json`` (per statistic:
+simulated, real, distance, target, pass; plus the re-engagement curve, counts and definitions),
+``table.md``, ``config.json`` (settings, seed, versions, commit) and the overlays
+``time_between_visits.png``, ``events_per_user.png``, ``reengagement.png``.
 """
 
 from __future__ import annotations

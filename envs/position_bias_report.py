@@ -1,6 +1,11 @@
 """The position-bias statistics as text: table cells, the Markdown report, the console tables, the plot.
 
 Numbers come from ``envs.position_bias``; this module only lays them out.
+
+What ``decaygym-position-bias`` writes into its run folder: ``position_ctr.csv`` (one row per
+policy and position), ``position_ctr.json`` (the rows, the tests and the verdicts),
+``position_ctr.md``, ``position_ctr.png`` and ``config.json`` (settings, data fingerprints,
+versions, commit).
 """
 
 from __future__ import annotations

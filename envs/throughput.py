@@ -9,8 +9,14 @@ prints ``print_results``.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -18,6 +24,7 @@ import numba
 import numpy as np
 
 from decay_model.errors import ConfigError
+from decay_model.memory import peak_rss_mib
 from envs.config import SimConfig
 from envs.vector import InterestDecayVectorEnv
 
@@ -132,6 +139,76 @@ def time_kernel(
     return elapsed / (steps * num_users)
 
 
+def measure(
+    preset: str,
+    config: SimConfig,
+    sizes: Sequence[int],
+    policy: str,
+    seconds: float,
+    seed: int,
+    reencode_every: int,
+    reencode_size: int,
+    stage: Callable[[str], None] = lambda description: None,
+    **env_kwargs: Any,
+) -> dict[str, Any]:
+    """Every row of ``decaygym-throughput``, measured one after the other in this process.
+
+    ``stage`` is told what is measured next (a progress display). The result is what the command
+    prints (:func:`print_results`) and writes as JSON: the rows, the single env's and each N's
+    rates per wall-clock and per CPU second, their ratio at the largest N, the re-encoding row
+    (or why it was not measured), the bare step's cost (:func:`where_time_goes`), Numba's thread
+    count and the load average.
+    """
+    from envs import env_id  # the package registers the ids; this module is one of its parts
+
+    stage("single env (Python loop)")
+    single, single_cpu, steps = time_single(env_id(preset), policy, seconds, seed, **env_kwargs)
+    rows: list[dict[str, Any]] = [
+        {
+            "what": "single env, Python loop",
+            "n": 1,
+            "steps_per_s": single,
+            "steps_per_cpu_s": single_cpu,
+            "steps": steps,
+            "state_mb": None,
+            "peak_rss_mb": peak_rss_mib(),
+        }
+    ]
+    timing = (policy, seconds, seed)
+    for n in sizes:
+        stage(f"vector env, N = {n:,}")
+        rows.append({**time_vector(preset, n, *timing, **env_kwargs), "peak_rss_mb": peak_rss_mib()})
+    vector = {str(r["n"]): r["steps_per_s"] for r in rows[1:]}
+    vector_cpu = {str(r["n"]): r["steps_per_cpu_s"] for r in rows[1:]}
+    reencode = None
+    reencode_skipped = reencode_unavailable(config, reencode_every)
+    if reencode_every > 0 and reencode_skipped is None:
+        stage(f"vector env, N = {reencode_size:,}, re-encoding every {reencode_every} visits")
+        row = time_vector(preset, reencode_size, *timing, reencode_every, **env_kwargs)
+        reencode = {**row, "peak_rss_mb": peak_rss_mib()}
+        rows.append(reencode)
+    stage("the bare compiled step")
+    step_n1 = time_kernel(preset, 1, *timing, threads=1, **env_kwargs)
+    step_cached = time_kernel(preset, 1024, *timing, threads=1, **env_kwargs)
+    largest = max(sizes)
+    return {
+        "single_steps_per_s": single,
+        "vector_steps_per_s": vector,
+        "ratio": vector[str(largest)] / single,
+        "single_steps_per_cpu_s": single_cpu,
+        "vector_steps_per_cpu_s": vector_cpu,
+        "reencode": reencode,
+        "reencode_skipped": reencode_skipped,
+        "breakdown": where_time_goes(single, step_n1, step_cached, numba.get_num_threads()),
+        "threads": numba.get_num_threads(),
+        "ratio_n": largest,
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+        "rows": rows,
+        "policy": policy,
+        "seconds": seconds,
+    }
+
+
 def where_time_goes(single: float, step_n1: float, step_cached: float, threads: int) -> dict[str, float]:
     """The single env's cost split into the bare step's, and what 100x the single env would need.
 
@@ -148,25 +225,15 @@ def where_time_goes(single: float, step_n1: float, step_cached: float, threads: 
     }
 
 
-def print_results(
-    out: Any,
-    title: str,
-    rows: Sequence[dict[str, Any]],
-    *,
-    largest: int,
-    ratio: float,
-    load: float,
-    breakdown: dict[str, float],
-    threads: int,
-    reencode_skipped: str | None,
-) -> None:
+def print_results(out: Any, title: str, result: dict[str, Any]) -> None:
     """The table of rows, the ratio of the largest vector env to the single env, where the time goes.
 
-    Printed on the rich console ``out``; ``load`` is the load average, printed beside the ratio
-    because a busy machine lowers it.
+    Printed on the rich console ``out`` from :func:`measure`'s result; the load average is printed
+    beside the ratio because a busy machine lowers it.
     """
     from rich.table import Table
 
+    rows, breakdown, largest = result["rows"], result["breakdown"], result["ratio_n"]
     table = Table(title=title)
     for col in ("run", "N", "user-steps/s", "per CPU-s", "calls", "state MiB", "peak RSS MiB"):
         table.add_column(col, justify="left" if col == "run" else "right")
@@ -182,7 +249,8 @@ def print_results(
         )
     out.print(table)
     out.print(
-        f"ratio vector N = {largest:,} / single env: {ratio:,.1f}x (wall clock; load average {load:.1f})"
+        f"ratio vector N = {largest:,} / single env: {result['ratio']:,.1f}x "
+        f"(wall clock; load average {result['load_average']:.1f})"
     )
     out.print(
         f"where the time goes: single env {breakdown['single_env_us_per_step']:.1f} us a step, of which the "
@@ -193,8 +261,62 @@ def print_results(
     out.print(
         f"100x the single env would take {breakdown['needed_for_100x_steps_per_s']:,.0f} user-steps/s: "
         f"{breakdown['needed_for_100x_us_per_user_per_thread']:.2f} us per user-step "
-        f"on each of {threads} threads"
+        f"on each of {result['threads']} threads"
     )
-    if reencode_skipped is not None:
-        out.print(f"re-encoding row not measured: {reencode_skipped}")
+    if result["reencode_skipped"] is not None:
+        out.print(f"re-encoding row not measured: {result['reencode_skipped']}")
     out.print("CUDA: not measured (the dynamics are compiled for the CPU; no CUDA backend yet)")
+
+
+def measure_checkout(root: Path, options: Sequence[str], out: Path) -> dict[str, float]:
+    """One run of ``decaygym-throughput`` from checkout ``root`` in its own process: user-steps/s per row.
+
+    The re-encoding row is left out; ``options`` are the command's other options.
+    """
+    cmd = [sys.executable, "-m", "scripts.throughput", "--json", str(out), "--reencode-every", "0", *options]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True, text=True)
+    result = json.loads(out.read_text())
+    rates = {"single env": result["single_steps_per_s"]}
+    rates.update({f"vector env, N = {int(n):,}": v for n, v in result["vector_steps_per_s"].items()})
+    return rates
+
+
+def compare_checkouts(
+    here: Path, other: Path, options: Sequence[str], rounds: int, say: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """This checkout against ``other``, measured in alternating rounds so both meet the same load.
+
+    Returns every round's rates, each checkout's best round per row and the ratios this / other.
+    """
+    other = other.resolve()
+    if not (other / "scripts" / "throughput.py").is_file():
+        raise ConfigError(f"--against {other}: not a decaygym checkout (no scripts/throughput.py)")
+    runs: dict[str, list[dict[str, float]]] = {"this": [], "other": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for label, root in (("this", here), ("other", other)):
+                say(f"round {r + 1}/{rounds}: {label} ({root})")
+                runs[label].append(measure_checkout(root, options, Path(tmp) / f"{label}{r}.json"))
+    best = {label: {row: max(run[row] for run in rs) for row in rs[0]} for label, rs in runs.items()}
+    ratio = {row: best["this"][row] / best["other"][row] for row in best["this"]}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {"rounds": runs, "best": best, "ratio": ratio, "other": str(other), "load_average": load}
+
+
+def comparison_table(result: dict[str, Any]) -> Any:
+    """:func:`compare_checkouts`' result as a rich table: best round per row and the ratio."""
+    from rich.table import Table
+
+    rounds = len(result["rounds"]["this"])
+    table = Table(
+        title=f"throughput, best of {rounds} alternating rounds (user-steps/s), "
+        f"load average {result['load_average']:.1f}"
+    )
+    for col in ("row", "this", "other", "this / other"):
+        table.add_column(col, justify="left" if col == "row" else "right")
+    for row, ratio in result["ratio"].items():
+        table.add_row(
+            row, f"{result['best']['this'][row]:,.0f}", f"{result['best']['other'][row]:,.0f}", f"{ratio:.3f}"
+        )
+    return table

@@ -5,33 +5,8 @@ Examples:
     python -m scripts.benchmark --level full --preset default --algos ppo --out runs/benchmark_full
     python -m scripts.benchmark --level quick --policies myrules:Cutoff --out runs/benchmark_mine
 
-One command, four stages, each written into the run folder (``--out``) before the next starts:
-
-1. ``tuned.json``: the threshold rule, threshold+, the best rule and the oracle tuned on the
-   training users of ``--seed`` (one grid for all: ``agents.tuning``), and every rule of ``--policies`` that
-   declares a ``tuning_grid`` (``agents.custom``) on the same users.
-2. ``train/<algo>_seed<k>/``: each agent trained for the level's budget with root seeds
-   ``--seed`` + k, k < the level's number of training seeds (``decaygym-train``; the model
-   with the best validation return is the one evaluated).
-3. ``tree_<run>/``: the first agent's best seed distilled into a shallow tree (``decaygym-explain``).
-4. ``evaluate/``: every policy on the same held-out evaluation users (``decaygym-evaluate``):
-   the baselines, each trained seed, the tree and the ``--policies`` (e.g. your own rules as
-   ``module.path:Name``).
-
-Then ``table.md`` / ``table.csv`` (the evaluation table, plus each agent's spread across
-training seeds apart from the intervals over users, and its paired differences to threshold+
-and the best rule),
-``summary.json`` (per policy, each metric as mean and 95 % interval and the paired difference
-to the threshold baseline; per agent the seed spread) and the plots ``learning_curves.png``
-(validation return against steps, baselines as horizontal bands), ``returns.png`` and
-``lifecycle.png`` (show / reduce / retire against item age, per policy).
-
-A stage whose output is already complete in ``--out`` is reused, and an interrupted training
-run is resumed from its last checkpoint: running the same command again after a crash finishes
-the benchmark without redoing what is done.
-
-Budgets (``--level``): ``smoke`` (CI, about a minute on ``small``), ``quick`` (the README's
-main job: a few minutes), ``full`` (the published table: 1M steps a seed, 5 seeds, 1000 users).
+The stages, what each writes into ``--out`` and the budgets of ``--level``: ``agents.benchmark``.
+Running the same command again after a crash finishes the benchmark without redoing what is done.
 """
 
 from __future__ import annotations

@@ -18,12 +18,11 @@ from collections.abc import Sequence
 import torch
 
 from decay_model.atomic import atomic_write_json
-from decay_model.logs import SOURCES
 from decay_model.neural import PRESETS
 from decay_model.neural_speed import measure
 from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import EvalTask
-from scripts.common import console, peak_rss_mib, run_cli, versions
+from scripts.common import add_log_options, console, peak_rss_mib, run_cli, versions
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -31,8 +30,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="decaygym-benchmark-decay", description="Measure NeuralDecay's training and encoding speed."
     )
-    parser.add_argument("--logs", metavar="PATH", help="behaviour log (default: the built-in synthetic log)")
-    parser.add_argument("--source", choices=sorted(SOURCES), help="vocabulary of the log (default: detected)")
+    add_log_options(parser)
     parser.add_argument("--preset", choices=list(PRESETS), default="tiny", help="model size (default: tiny)")
     parser.add_argument(
         "--device",

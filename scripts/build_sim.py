@@ -1,4 +1,4 @@
-"""Build a simulator from your own behaviour log: one folder that every command accepts as ``--sim``.
+r"""Build a simulator from your own behaviour log: one folder that every command accepts as ``--sim``.
 
 Examples:
     decaygym-build-sim --logs UserBehavior_head.csv --source taobao --out runs/mysim
@@ -6,14 +6,8 @@ Examples:
     decaygym-benchmark --sim runs/mysim
     decaygym-build-sim --logs events.parquet --neural --out runs/mysim_neural
 
-On the log's days before its test period it fits the decay model (exponential; also neural with
-``--neural``), the activity model (return times, browsing, purchase rates, engagement budget),
-chooses the engagement constants by cross-validation over users, and reports the calibrated
-simulator's fidelity on the test period (``envs.build``). The folder holds the artifact, the
-population, ``sim_config.json``, ``fidelity/`` (report, table, plots) and ``card.json`` (the log's
-sha256, this command line, package versions). Rerunning the same command reuses every finished
-stage, so an interrupted build resumes. A log that cannot calibrate a part (no time of day, no
-purchases, too few users or days) stops the build with one line naming the part.
+The stages (decay model, activity, calibration, fidelity), how a rerun resumes and why a log
+can stop the build: ``envs.build``; what the folder holds: ``envs.simulator_folder``.
 """
 
 from __future__ import annotations
@@ -25,16 +19,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from decay_model.exponential import DecayFitConfig
-from decay_model.logs import SOURCES
 from decay_model.neural import PRESETS
 from decay_model.synthetic import write_synthetic_log
-from decay_model.task import TaskConfig
 from envs.build import STAGE_NAMES, BuildHooks, BuildOptions, build_simulator
 from envs.calibration import KNOBS
 from envs.fidelity import FIDELITY_SPLIT
 from envs.fidelity_report import write_table_and_plots
 from scripts.calibrate import add_grid_options, knob_attr
-from scripts.common import console, progress, run_cli, versions
+from scripts.common import (
+    add_log_options,
+    add_split_options,
+    console,
+    progress,
+    run_cli,
+    split_config,
+    versions,
+)
 
 PROG = "decaygym-build-sim"
 SYNTHETIC_LOG = "synthetic_log.csv"
@@ -44,13 +44,9 @@ SYNTHETIC_LOG = "synthetic_log.csv"
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--help`` explains each."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--logs",
-        metavar="PATH",
-        help="behaviour log (CSV or Parquet); default: the built-in synthetic log of --seed, written "
-        f"into the folder as {SYNTHETIC_LOG}",
+    add_log_options(
+        parser, f"the built-in synthetic log of --seed, written into the folder as {SYNTHETIC_LOG}"
     )
-    parser.add_argument("--source", choices=sorted(SOURCES), help="vocabulary of the log (default: detected)")
     parser.add_argument("--out", metavar="DIR", required=True, help="the simulator folder (e.g. runs/mysim)")
     parser.add_argument("--neural", action="store_true", help="also fit NeuralDecay; users are drawn from it")
     parser.add_argument(
@@ -64,12 +60,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a decay artifact already fitted on this log (decaygym-fit-decay --out): users are drawn "
         "from it, no neural model is fitted",
     )
-    split = FIDELITY_SPLIT
-    parser.add_argument("--train-days", type=float, default=split.train_days, help="training period")
-    parser.add_argument("--valid-days", type=float, default=split.valid_days, help="validation period")
-    parser.add_argument(
-        "--test-days", type=float, default=split.test_days, help="test period of the fidelity report"
-    )
+    add_split_options(parser, FIDELITY_SPLIT, test="test period of the fidelity report")
     parser.add_argument(
         "--session-gap-h", type=float, default=0.5, help="inactivity that ends a visit, hours (default 0.5)"
     )
@@ -104,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         neural_preset=args.neural_preset,
         epochs=args.epochs,
         device=args.device,
-        task=TaskConfig(train_days=args.train_days, valid_days=args.valid_days, test_days=args.test_days),
+        task=split_config(args),
         session_gap_h=args.session_gap_h,
         grid=grid,
         sim_seeds=tuple(args.sim_seeds),

@@ -1,24 +1,12 @@
-"""Choose the simulator's engagement constants on some users and check them on others.
+r"""Choose the simulator's engagement constants on some users and check them on others.
 
 Examples:
     python -m scripts.calibrate                                   # built-in synthetic log
     python -m scripts.calibrate --logs UserBehavior_head.csv --source taobao --out runs/calibrate
 
-Grid search of ``engagement_scale``, ``engagement_gap_power`` and ``engagement_lift`` against
-the fidelity report (``envs.fidelity``), cross-validated over the log's users
-(``envs.calibration``): every grid point is simulated on every user group, each fold chooses
-without its group and is judged on it. The table shows the best points, the folds (chosen
-against shipped constants on held-out users) and the sampling-noise floor (real group
-against the other real users).
-
-Writes into the run folder: ``calibration.json`` (every grid point's scores and distances,
-the folds, the noise floor, the chosen constants as ``SimConfig`` overrides), ``table.md``,
-``config.json`` (settings, seed, versions, commit) and ``score_map.png`` (mean score over
-``engagement_scale`` × ``engagement_lift`` at the chosen ``engagement_gap_power``).
-When the shipped constants are a grid point, they stay the choice unless the grid's
-choices score better on held-out groups (``envs.calibration``). The script chooses; it
-changes no default. Pass the chosen values as config overrides
-(``SimConfig.replace``) to use them.
+The grid search, its cross-validation over users and the noise floor: ``envs.calibration``;
+what the run folder holds: ``envs.calibration_report``. The command chooses; it changes no
+default: pass the chosen values as config overrides (``SimConfig.replace``) to use them.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ imported here too, so that every script finds them in one place.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,15 +15,20 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from agents.provenance import git_commit, make_run_dir, peak_rss_mib, versions, write_provenance
+from agents.provenance import git_commit, make_run_dir, versions, write_provenance
 from agents.simulator import Simulator, check_tuned_simulator
 from decay_model.errors import ConfigError, DecaygymError
+from decay_model.logs import SOURCES
+from decay_model.memory import peak_rss_mib
+from decay_model.task import TaskConfig
 from envs.config import PRESETS, get_preset
 from envs.simulator_folder import load_sim
 
 __all__ = [
     "Simulator",
+    "add_log_options",
     "add_simulator_options",
+    "add_split_options",
     "check_positive",
     "check_tuned_simulator",
     "console",
@@ -35,6 +41,7 @@ __all__ = [
     "progress_tasks",
     "resolve_simulator",
     "run_cli",
+    "split_config",
     "versions",
     "write_provenance",
 ]
@@ -48,6 +55,31 @@ def add_simulator_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--preset", help=f"simulator preset: {', '.join(PRESETS)} (default: default)")
     group.add_argument(
         "--sim", metavar="DIR", help="simulator folder built from your logs by decaygym-build-sim"
+    )
+
+
+def add_log_options(parser: argparse.ArgumentParser, default: str = "the built-in synthetic log") -> None:
+    """``--logs PATH`` and ``--source NAME``: the behaviour log a command reads."""
+    parser.add_argument("--logs", metavar="PATH", help=f"behaviour log (CSV or Parquet); default: {default}")
+    parser.add_argument("--source", choices=sorted(SOURCES), help="vocabulary of the log (default: detected)")
+
+
+def add_split_options(parser: argparse.ArgumentParser, split: TaskConfig, test: str = "test period") -> None:
+    """``--train-days``, ``--valid-days``, ``--test-days``: how the log is split, ``split``'s by default."""
+    for name, value, what in (
+        ("train", split.train_days, "training period"),
+        ("valid", split.valid_days, "validation period"),
+        ("test", split.test_days, test),
+    ):
+        parser.add_argument(
+            f"--{name}-days", type=float, default=value, help=f"{what}, days (default: {value:g})"
+        )
+
+
+def split_config(args: argparse.Namespace, **task: Any) -> TaskConfig:
+    """The split of ``add_split_options``' arguments (and any other ``TaskConfig`` fields)."""
+    return TaskConfig(
+        train_days=args.train_days, valid_days=args.valid_days, test_days=args.test_days, **task
     )
 
 
@@ -125,6 +157,8 @@ def parse_floats(text: str, name: str) -> list[float]:
         raise ConfigError(f"{name}: expected a comma list of numbers, got {text!r}") from None
     if not values:
         raise ConfigError(f"{name}: expected at least one number, got {text!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"{name}: expected finite numbers, got {text!r}")
     return sorted(set(values))
 
 

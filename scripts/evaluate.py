@@ -8,36 +8,13 @@ Examples:
     python -m scripts.evaluate --preset default --policies threshold_plus myrules:Cutoff \
         'myrules:Cutoff{"cutoff": 0.3}' --out runs/eval_mine
 
-Protocol: every policy runs one episode for each of ``--eval-users`` held-out users, the same
-users for all (``agents.seeds``: the evaluation users of ``--seed``, disjoint from every training
-and validation user), so comparisons are paired. The threshold rule, threshold+ and the oracle
-are tuned first on the training users of ``--seed`` (one grid for all, highest mean return; the
-best rule a knob at a time from threshold+'s point), or read from ``--tuned``. The tuned
-threshold rule (the baseline of every difference) and the oracle (the reference of the gap
-share) are always evaluated, added when not listed.
-
-Rules of one's own (``agents.custom``): ``module.path:Name`` or ``'module.path:Name{"k": v}'``
-names a class or factory function, called with the JSON's keyword arguments (and ``config=`` /
-``seed=`` when its signature has them); the result must have SB3's ``predict``. A ``Name`` with
-a ``tuning_grid`` is tuned with the baselines on the same training users (its choice goes to
-tuned.json's ``custom`` section) or read from ``--tuned``.
-
-Per policy: mean return, clicks, purchases, slots used and churn rate with 95 % bootstrap
-intervals over users; the paired difference to the tuned threshold rule (and to tuned threshold+
-when it is evaluated); the share of the
-threshold-to-oracle gap it closes ((policy - threshold) / (oracle - threshold), paired
-bootstrap); the lifecycle (share of show / reduce / retire by item age and by predicted
-interest) with intervals. Written to --out: ``table.md``, ``table.csv``, ``summary.json``,
-``records.parquet`` (one row per policy and user), ``tuned.json`` (when tuned here),
-``returns.png``, ``lifecycle.png`` (by item age), ``lifecycle_interest.png`` and ``config.json``
-(provenance). Intervals are over these simulated users only; results depend on the simulator
-preset and its decay model, not on real users.
+The protocol (which users, what is tuned first, how your own rules are named) and what ``--out``
+holds: ``agents.comparison``. Beside it, ``config.json`` records the provenance.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,12 +43,12 @@ from agents.tuning import (
     evaluation_seeds,
     tuning_seeds,
 )
-from decay_model.errors import ConfigError
 from scripts.common import (
     add_simulator_options,
     check_positive,
     console,
     make_run_dir,
+    parse_floats,
     parse_max_unanswered,
     progress,
     progress_tasks,
@@ -82,16 +59,6 @@ from scripts.common import (
 
 #: decaygym-benchmark checks, keys and tunes its policy specs through this module, as evaluate does
 __all__ = ["check_specs", "cli", "get_tuned", "main", "parse_args", "spec_key", "tunable_specs"]
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(sorted({float(v) for v in text.split(",") if v.strip()}))
-    except ValueError:
-        raise ConfigError(f"expected a comma list of numbers, got {text!r}") from None
-    if not values or not all(math.isfinite(v) for v in values):
-        raise ConfigError(f"expected a comma list of finite numbers, got {text!r}")
-    return values
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -148,7 +115,11 @@ def get_tuned(
     """
     if args.tuned:
         return read_tuned(args.tuned, args.simulator, needed, custom), str(args.tuned)
-    grid = TuningGrid(_floats(args.grid[0]), _floats(args.grid[1]), parse_max_unanswered(args.max_unanswered))
+    show, retire = (
+        parse_floats(args.grid[0], "--grid SHOW_ABOVE"),
+        parse_floats(args.grid[1], "--grid RETIRE_BELOW"),
+    )
+    grid = TuningGrid(tuple(show), tuple(retire), parse_max_unanswered(args.max_unanswered))
     seeds = tuning_seeds(args.seed, args.train_users)
     data = tune_baselines(
         args.simulator,

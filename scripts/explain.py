@@ -4,18 +4,9 @@ Examples:
     python -m scripts.explain --policy runs/ppo/model.zip --preset default --out runs/explain_ppo
     python -m scripts.explain --policy threshold_plus --preset small --tuned runs/eval/tuned.json
 
-Protocol: the policy (a trained model by path, or a baseline by name) runs one episode for
-each of ``--train-users`` training users of ``--seed`` (``agents.seeds``); every decision on a
-non-empty slot is one row: the item's features and the user's (in natural units: counts,
-hours, interest; ``agents.tree_policy.FEATURES``) and the action taken. A scikit-learn
-``DecisionTreeClassifier`` of depth ``--max-depth`` is fitted to those rows and printed as one
-rule per leaf. Its agreement with the policy is measured on ``--check-users`` validation users
-(never seen by the fit), where both the policy and the tree also run as policies (mean return
-of each, paired difference). Written to --out: ``tree.json`` (what ``TreePolicy`` and
-``decaygym-evaluate`` load), ``rules.txt``, ``tree.joblib`` (the scikit-learn object),
-``explain.json`` (agreement overall, per action and the confusion matrix; returns) and
-``config.json``. Baselines that need tuned thresholds read them from ``--tuned`` or are tuned
-first on the training users.
+The policy is a trained model by path or a baseline by name (baselines that need tuned
+thresholds read them from ``--tuned`` or are tuned first). The protocol and what ``--out``
+holds: ``agents.distillation``.
 """
 
 from __future__ import annotations

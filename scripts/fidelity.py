@@ -1,22 +1,13 @@
-"""The fidelity report: simulate a log's test-period users and compare with reality.
+r"""The fidelity report: simulate a log's test-period users and compare with reality.
 
 Examples:
     python -m scripts.fidelity                                   # built-in synthetic log
     python -m scripts.fidelity --logs UserBehavior_head.csv --source taobao --out runs/fidelity
 
-The real users of the test period are encoded from their training + validation
-histories by an ``ExponentialDecay`` fitted on the training period, simulated under an
-always-show policy over the test period's length, and compared with what they really
-did (definitions: ``envs.fidelity``). The script measures; it calibrates nothing.
-
-Writes into the run folder: ``fidelity.json`` (per statistic: simulated, real, distance,
-target, pass; plus the re-engagement curve, counts and definitions), ``table.md``,
-``config.json`` (settings, seed, versions, commit) and the overlays
-``time_between_visits.png``, ``events_per_user.png``, ``reengagement.png``.
-
-The default split keeps the last 4 days as the test period (1 validation day, 4 training
-days before it), so that the 72 h re-engagement point has engagements to measure; a
-shorter ``--test-days`` leaves the points past it empty (n/a).
+How users are encoded, simulated and compared: ``envs.fidelity``; what the run folder holds:
+``envs.fidelity_report``. The command measures; it calibrates nothing. The default split keeps
+the last 4 days as the test period, so that the 72 h re-engagement point has engagements to
+measure; a shorter ``--test-days`` leaves the points past it empty (n/a).
 """
 
 from __future__ import annotations
@@ -28,19 +19,21 @@ from collections.abc import Sequence
 
 from decay_model.atomic import atomic_write_json
 from decay_model.exponential import DecayFitConfig
-from decay_model.logs import SOURCES
 from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import TaskConfig
 from envs.config import TAOBAO_REPEAT_PER_VISIT, SimConfig
 from envs.fidelity import FIDELITY_SPLIT, POLICIES, fidelity_report
 from envs.fidelity_report import print_table, write_table_and_plots
 from scripts.common import (
+    add_log_options,
     add_simulator_options,
+    add_split_options,
     console,
     make_run_dir,
     progress,
     resolve_simulator,
     run_cli,
+    split_config,
     write_provenance,
 )
 
@@ -49,10 +42,7 @@ PROG = "decaygym-fidelity"
 
 def add_cohort_options(parser: argparse.ArgumentParser) -> None:
     """Options shared with ``decaygym-calibrate``: the log, the simulator and how the log is split."""
-    parser.add_argument(
-        "--logs", metavar="PATH", help="behaviour log (CSV or Parquet); default: the built-in synthetic log"
-    )
-    parser.add_argument("--source", choices=sorted(SOURCES), help="vocabulary of the log (default: detected)")
+    add_log_options(parser)
     add_simulator_options(parser)
     parser.add_argument(
         "--engagement-budget",
@@ -66,25 +56,7 @@ def add_cohort_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--session-gap-h", type=float, default=0.5, help="inactivity that ends a visit, hours (default 0.5)"
     )
-    split = FIDELITY_SPLIT
-    parser.add_argument(
-        "--train-days",
-        type=float,
-        default=split.train_days,
-        help=f"training period (default: {split.train_days:g})",
-    )
-    parser.add_argument(
-        "--valid-days",
-        type=float,
-        default=split.valid_days,
-        help=f"validation period (default: {split.valid_days:g})",
-    )
-    parser.add_argument(
-        "--test-days",
-        type=float,
-        default=split.test_days,
-        help=f"test period compared (default: {split.test_days:g})",
-    )
+    add_split_options(parser, FIDELITY_SPLIT, test="test period compared")
 
 
 def check_cohort_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -98,9 +70,7 @@ def cohort_configs(args: argparse.Namespace) -> tuple[SimConfig, TaskConfig]:
     config = resolve_simulator(args).config
     if args.engagement_budget is not None:
         config = config.replace(engagement_budget=args.engagement_budget)
-    return config, TaskConfig(
-        train_days=args.train_days, valid_days=args.valid_days, test_days=args.test_days
-    )
+    return config, split_config(args)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

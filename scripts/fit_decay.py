@@ -1,18 +1,12 @@
-"""Fit decay models on a behaviour log and compare them on the evaluation task.
+r"""Fit decay models on a behaviour log and compare them on the evaluation task.
 
 Examples:
     python -m scripts.fit_decay                                  # built-in synthetic log
     python -m scripts.fit_decay --logs UserBehavior_head.csv --source taobao --out runs/taobao
 
-Writes into the run folder: ``metrics.json`` (model -> split -> metric),
-``table.md``, ``config.json`` (settings, seed, versions, commit), one artifact
-per model under ``artifacts/<model>/``, ``decay_curves.png`` and
-``reliability.png``; also ``reliability_per_model.png`` and, when neural and
-exponential are both fitted, ``lambda_by_category.png`` (+ ``.json``: λ per
-top-20 category). metrics.json and the table carry the ranking metrics
-(``hr@10``, ``ndcg@10``, ``n_rank``; decay_model.ranking) of every model.
-NeuralDecay's options: ``--neural-preset``, ``--device``, ``--epochs``,
-``--resume`` (its per-epoch checkpoint is ``checkpoints/neural/`` in the run folder).
+What the run folder holds: ``decay_model.comparison_report``. NeuralDecay's options:
+``--neural-preset``, ``--device``, ``--epochs``, ``--resume`` (its per-epoch checkpoint is
+``checkpoints/neural/`` in the run folder).
 """
 
 from __future__ import annotations
@@ -27,21 +21,24 @@ import numpy as np
 
 from decay_model import MODELS, TaskConfig
 from decay_model.artifact import fit_and_save
-from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.comparison_report import (
     REPORTED_SPLITS,
-    format_table,
-    plot_decay_curves,
-    plot_lambda_by_category,
-    plot_reliability,
-    plot_reliability_per_model,
     print_table,
+    write_report,
 )
-from decay_model.logs import SOURCES
 from decay_model.neural import PRESETS, NeuralDecay, preset
 from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import EvalTask
-from scripts.common import console, make_run_dir, progress, run_cli, write_provenance
+from scripts.common import (
+    add_log_options,
+    add_split_options,
+    console,
+    make_run_dir,
+    progress,
+    run_cli,
+    split_config,
+    write_provenance,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -50,17 +47,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="decaygym-fit-decay",
         description="Fit interest-decay models on a behaviour log and print their comparison table.",
     )
-    parser.add_argument(
-        "--logs",
-        metavar="PATH",
-        help="behaviour log (CSV with or without header, or Parquet); "
-        "default: the built-in synthetic log with known decay rates",
-    )
-    parser.add_argument(
-        "--source",
-        choices=sorted(SOURCES),
-        help="vocabulary of the log (default: detected from header and values)",
-    )
+    add_log_options(parser, "the built-in synthetic log with known decay rates")
     parser.add_argument(
         "--item-categories", metavar="PATH", help="item -> category table, for logs without categories"
     )
@@ -80,9 +67,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--horizon-hours", type=float, default=24.0, help="prediction horizon h (default: 24)"
     )
     parser.add_argument("--step-hours", type=float, default=6.0, help="spacing of cutoffs (default: 6)")
-    parser.add_argument("--train-days", type=float, default=5.0, help="training period length (default: 5)")
-    parser.add_argument("--valid-days", type=float, default=2.0, help="validation period length (default: 2)")
-    parser.add_argument("--test-days", type=float, default=2.0, help="test period length (default: 2)")
+    add_split_options(parser, TaskConfig())
     neural = parser.add_argument_group("neural", "options of the NeuralDecay model")
     neural.add_argument(
         "--neural-preset", choices=list(PRESETS), default="tiny", help="model size (default: tiny)"
@@ -112,13 +97,7 @@ def build_model(name: str, args: argparse.Namespace, run_dir: Path, bar: Any) ->
 def main(argv: Sequence[str] | None = None) -> int:
     """Fit, evaluate, write the run folder and print the table."""
     args = parse_args(argv)
-    task_config = TaskConfig(
-        horizon_hours=args.horizon_hours,
-        step_hours=args.step_hours,
-        train_days=args.train_days,
-        valid_days=args.valid_days,
-        test_days=args.test_days,
-    )
+    task_config = split_config(args, horizon_hours=args.horizon_hours, step_hours=args.step_hours)
     names = list(MODELS) if args.model == "all" else [args.model]
     with progress() as bar:
         step = bar.add_task("loading the log", total=len(names) + 3)
@@ -160,26 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             test_predictions[name] = predictions["test"]
             bar.update(step, advance=1)
         bar.update(step, description="writing tables and plots")
-        atomic_write_json(run_dir / "metrics.json", metrics)
-        atomic_write_json(
-            run_dir / "task.json",
-            {
-                "config": task_config.to_dict(),
-                "periods": task.describe().astype({"start": str, "end": str}).to_dict(orient="records"),
-            },
-        )
-        atomic_write_bytes(run_dir / "table.md", (format_table(metrics) + "\n").encode())
-        plot_reliability(run_dir / "reliability.png", task, test_predictions)
-        y_test = task.labels("test")
-        plot_reliability_per_model(run_dir / "reliability_per_model.png", y_test, test_predictions)
-        if encoded.get("neural") is not None and encoded.get("exponential") is not None:
-            top = [int(c) for c in log.events["category_id"].value_counts().index[:20]]
-            lam = plot_lambda_by_category(
-                run_dir / "lambda_by_category.png", {k: encoded[k] for k in ("exponential", "neural")}, top
-            )
-            atomic_write_json(run_dir / "lambda_by_category.json", lam.to_dict(orient="records"))
-        if "exponential" in fitted or "global_decay" in fitted:
-            plot_decay_curves(run_dir / "decay_curves.png", fitted, log)
+        write_report(run_dir, metrics, task, log, fitted, test_predictions, encoded)
         bar.update(step, advance=1, description="done")
     print_table(metrics)
     console.print(f"run folder: {run_dir}")

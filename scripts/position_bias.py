@@ -1,18 +1,12 @@
-"""Click-through by position in the Open Bandit Dataset, beside the simulator's position-bias prior.
+r"""Click-through by position in the Open Bandit Dataset, beside the simulator's position-bias prior.
 
 Examples:
     python -m scripts.position_bias                                   # both OBD policies beside ../shared
     python -m scripts.position_bias --files random/all/all.csv --interval clopper-pearson --out runs/pb
 
-The simulator multiplies the click chance by the prior 1/log2(1 + position); the statistics
-(``envs.position_bias``) say whether the OBD samples can tell it from no position effect at all:
-per policy and position the CTR with its binomial interval beside the scaled prior and an IPS
-estimate, and per policy homogeneity tests, the likelihood ratio prior:flat, the profile interval
-of γ in CTR ∝ w_p^γ and the sample a test would need for 80 % power.
-
-Writes into the run folder: ``position_ctr.csv`` (one row per policy and position),
-``position_ctr.json`` (the rows, the tests and the verdicts), ``position_ctr.md``,
-``position_ctr.png`` and ``config.json`` (settings, data fingerprints, versions, commit).
+The simulator multiplies the click chance by the prior 1/log2(1 + position); whether the OBD
+samples can tell it from no position effect: ``envs.position_bias``; what the run folder holds:
+``envs.position_bias_report``.
 """
 
 from __future__ import annotations

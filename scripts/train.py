@@ -6,13 +6,10 @@ Examples:
     # killed? the same folder with --resume continues from the last checkpoint to the same total
     decaygym-train --resume --out runs/ppo_default_s0
 
-Hyperparameters come from ``agents/hyperparams/<algo>.yml`` (RL Zoo's format, keyed by env id;
-``--hyperparams FILE`` reads another file of the same format); ``--timesteps`` and ``--n-envs``
-override its ``n_timesteps`` and ``n_envs``. How each algorithm trains, which users it meets and
-what the run folder (``--out``) holds: ``agents.training``; the checkpoints ``--resume``
-continues from: ``agents.checkpoints``. Beside them this command writes ``config.json``
-(settings, SimConfig, hyperparameters, seeds, package versions, git commit, command).
-``agents.trained.load_policy`` loads the run folder as a ``Policy``.
+Hyperparameters come from ``agents/hyperparams/<algo>.yml`` (RL Zoo's format, keyed by env id)
+or ``--hyperparams FILE``; ``--timesteps`` and ``--n-envs`` override its ``n_timesteps`` and
+``n_envs``. How the run trains and what ``--out`` holds: ``agents.training``; beside it this
+command writes ``config.json`` (settings, SimConfig, hyperparameters, seeds, versions, commit).
 """
 
 from __future__ import annotations

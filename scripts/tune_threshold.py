@@ -5,21 +5,9 @@ Examples:
     python -m scripts.tune_threshold --preset small --train-users 64 --eval-users 64 \
         --grid 0.1,0.25 0,0.05 --families threshold --out runs/tune_small
 
-Protocol (``agents.tuning.tune``): a grid of (show_above, retire_below) pairs with retire_below <=
-show_above is run on the training users of ``--seed`` (``agents.seeds``) and the pair with the
-highest mean return is kept (ties go to the first pair in grid order: lowest show_above, then
-lowest retire_below). threshold+ is tuned over the same pairs and ``--max-unanswered``; the best
-rule (``agents.policy.BestRulePolicy``) a knob at a time from threshold+'s point. The tuned rules
-(``--families``), always-show, show-nothing (all reduce), retire-everything and random are then
-evaluated on the held-out evaluation users of ``--seed`` (disjoint from every training user), the
-same users for every policy; the table gives mean ± 95 % bootstrap CI over users and the paired
-differences to the tuned threshold rule and to tuned threshold+. Written to --out: ``grid.csv``
-(the threshold rule's training grid), ``tuning_grid.csv`` (every family's), ``tuned.json``
-(reusable by ``decaygym-evaluate --tuned``), ``results.csv`` (one row per policy and held-out
-user), ``summary.json`` (summaries, paired differences, lifecycle tables, seeds) and
-``config.json`` (provenance). Results depend on the simulator preset and its decay model; they are not claims
-about real users. ``decaygym-evaluate`` runs the full comparison (threshold+, greedy, oracle,
-trained models).
+The protocol and what ``--out`` holds: ``agents.threshold_comparison`` (the grid search:
+``agents.tuning.tune``). ``decaygym-evaluate`` runs the full comparison (threshold+, greedy,
+oracle, trained models).
 """
 
 from __future__ import annotations

@@ -19,3 +19,12 @@ def test_throughput_writes_the_table_and_json(tmp_path, capsys):
     assert breakdown["single_env_us_per_step"] == 1e6 / result["single_steps_per_s"]
     printed = capsys.readouterr().out
     assert "user-steps/s" in printed and "ratio" in printed and "where the time goes" in printed
+
+
+def test_against_a_folder_that_is_not_a_checkout_names_it(tmp_path):
+    import pytest
+
+    from decay_model.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a decaygym checkout"):
+        throughput.main(["--against", str(tmp_path), "--rounds", "1"])
