@@ -1,6 +1,6 @@
-"""A team's own rule, as the README writes one: importable as ``agents.examples:Cutoff``.
+"""A team's own rule, as docs/policies.md writes one: importable as ``agents.examples:Cutoff``.
 
-Every command that takes ``--policies`` accepts it by name, so the README's "your logs, your
+Every command that takes ``--policies`` accepts it by name, so the "your logs, your
 strategy" commands run on a fresh install without writing a file first; a team's own module
 (``myrules:Cutoff`` with its folder on ``PYTHONPATH``) works the same way.
 """

@@ -106,7 +106,7 @@ SOURCES: Mapping[str, SourceSpec] = MappingProxyType(
 
 
 def describe_sources() -> str:
-    """Return :data:`SOURCES` as a Markdown table, so the README cannot drift from the code."""
+    """Return :data:`SOURCES` as a Markdown table, so the documentation cannot drift from the code."""
     units = {
         "s": "epoch seconds",
         "ms": "epoch milliseconds",

@@ -120,7 +120,7 @@ _BASE = NeuralDecayConfig(
 #: ``large`` for a GPU.
 PRESETS: dict[str, NeuralDecayConfig] = {
     "tiny": NeuralDecayConfig(),
-    # Chosen on the Taobao validation period (see the README): the exponential prior carries most
+    # Chosen on the Taobao validation period (docs/neural_decay.md): the exponential prior carries most
     # of the signal, so a small network with a low learning rate generalises best; larger ones
     # (d_model 64, 2 layers) scored the same on validation and take 3x longer.
     "base": _BASE,

@@ -1,4 +1,4 @@
-"""agents.examples: the README's own rule resolves by name, is tunable and acts on its cutoff."""
+"""agents.examples: the documented rule resolves by name, is tunable and acts on its cutoff."""
 
 from __future__ import annotations
 

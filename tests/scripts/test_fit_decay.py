@@ -27,7 +27,7 @@ TAOBAO_LINES = 25_000
 
 
 def check_run_folder(run: Path, *, fingerprint: str, seed: int = 0) -> dict[str, Any]:
-    """Every file a run writes, with the structure the README promises; returns metrics.json."""
+    """Every file a run writes, with the structure docs/decay_model.md promises; returns metrics.json."""
     metrics = json.loads((run / "metrics.json").read_text())
     # JSON is written with sorted keys: compare sets, not orders.
     assert {"popularity", "global_decay", "exponential"} <= set(metrics)
