@@ -64,21 +64,6 @@ STAGE_NAMES: tuple[str, ...] = ("decay", "neural", "supplied", "activity", "cali
 """The build's stages, in order (``neural`` only with ``BuildOptions.neural``, ``supplied`` only with
 ``BuildOptions.artifact``)."""
 
-ACTIVITY_FIELDS: tuple[str, ...] = (
-    "session_gap_h",
-    "gap_log_mean",
-    "gap_log_user_sd",
-    "gap_residual_quantiles",
-    "events_log_mean",
-    "events_log_user_sd",
-    "explore_per_visit",
-    "organic_purchase_rate",
-    "purchase_rate",
-    "engagement_budget",
-    "engagement_budget_user_sd",
-)
-"""The ``SimConfig`` fields the activity fit sets (``activity_overrides``)."""
-
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -230,7 +215,9 @@ def fitted_value(x: float) -> float:
 
 
 def activity_overrides(summary: ActivitySummary, base: SimConfig, path: str = "the log") -> dict[str, Any]:
-    """The ``SimConfig`` fields (``ACTIVITY_FIELDS``) set by an activity fit; raises on a part it cannot set.
+    """The ``SimConfig`` fields an activity fit sets (``envs.fitted_constants.ACTIVITY_FIELDS``).
+
+    Raises on a part of the log it cannot set.
 
     Values are rounded by :func:`fitted_value` (the summary in ``activity.json`` keeps them exact).
 

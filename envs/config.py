@@ -7,6 +7,7 @@ naming the field and the value. Derived values are properties, never stored.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -15,15 +16,17 @@ from typing import Any
 
 from decay_model.errors import ArtifactError, ConfigError
 from envs import layout
+from envs.fitted_constants import FITTED_FIELDS, taobao
 
 MAX_EXPLORE = 4
 """New categories a user can engage with in one visit (``explore_per_visit`` is their mean)."""
-TAOBAO_REPEAT_PER_VISIT = 0.979
+_TAOBAO = taobao().sim_fields()
+TAOBAO_REPEAT_PER_VISIT: float = taobao().values["repeat_per_visit"]
 """Categories a visit re-engages that the user had engaged before, the Taobao training period's mean
 user (``decay_model.activity``): the default ``SimConfig.engagement_budget``."""
-TAOBAO_REPEAT_USER_SD = 0.588
+TAOBAO_REPEAT_USER_SD: float = taobao().values["repeat_user_sd"]
 """The spread of that number between Taobao users: the default ``SimConfig.engagement_budget_user_sd``."""
-TAOBAO_VIEW_TO_BUY = 0.0147
+TAOBAO_VIEW_TO_BUY: float = taobao().values["view_to_buy"]
 """Of the items a Taobao user viewed on the training days, the share they bought after the view
 (``decay_model.activity``, ``view_to_buy``): what a click on the page's item turns into."""
 MAX_APPEAL_SD = math.pi / math.sqrt(3.0)
@@ -34,7 +37,11 @@ MAX_APPEAL_SD = math.pi / math.sqrt(3.0)
 class SimConfig:
     """Sizes, item distributions, rewards and user dynamics of the simulator.
 
-    Times are in hours; probabilities in [0, 1]; rates and half-lives positive.
+    Times are in hours; probabilities in [0, 1]; rates and half-lives positive. The fields fitted
+    on a log (``envs.fitted_constants.FITTED_FIELDS``: return times, browsing, purchase rates,
+    engagement) default to the Taobao log's values, read once from ``envs/fitted/taobao.json``;
+    :meth:`fitted` gives them as one group. Validation reads no file more than once per
+    artifact folder, so ``replace`` stays cheap.
     """
 
     # -- sizes ------------------------------------------------------------------------
@@ -68,10 +75,10 @@ class SimConfig:
     click_scale: float = 1.0
     """P(click) = 1 - e^{-x}, x = click_scale · interest · appeal · quality · position bias · fatigue
     · (1 - satiation) · crowding (≈ x while x is small)."""
-    purchase_rate: float = TAOBAO_VIEW_TO_BUY / 0.5
+    purchase_rate: float = _TAOBAO["purchase_rate"]
     """P(purchase | click) = purchase_rate · quality · (1 - satiation). The default makes the mean over
     clicked items the Taobao log's view-to-buy conversion, ``TAOBAO_VIEW_TO_BUY``: clicks favour good
-    items, so E[quality | click] = (a + 1)/(a + b + 1) = 0.5 for quality ~ Beta(2, 3)."""
+    items, so it is ``TAOBAO_VIEW_TO_BUY / CLICKED_QUALITY`` (``envs.fitted_constants``)."""
     reduce_display_prob: float = 0.3
     """Chance that a candidate marked reduce (1) is eligible for the page (ranked below all shown ones,
     displayed if a position is left)."""
@@ -121,78 +128,36 @@ class SimConfig:
     (without it, satisfaction from many clicks can drive the gap, and time, to zero)."""
 
     # -- activity: return times and browsing (decay_model.activity, fitted on the Taobao log) --------
-    session_gap_h: float = 0.5
+    session_gap_h: float = _TAOBAO["session_gap_h"]
     """Inactivity that separates two visits, hours: every gap is at least this long."""
-    gap_log_mean: float = 1.861
+    gap_log_mean: float = _TAOBAO["gap_log_mean"]
     """Mean over users of μ_u: log(gap - session_gap_h) = μ_u + a within-user residual, gap in hours."""
-    gap_log_user_sd: float = 0.568
+    gap_log_user_sd: float = _TAOBAO["gap_log_user_sd"]
     """Sd of μ_u over users."""
-    gap_residual_quantiles: tuple[float, ...] = (
-        -4.511,
-        -3.187,
-        -2.534,
-        -2.159,
-        -1.864,
-        -1.649,
-        -1.479,
-        -1.313,
-        -1.138,
-        -0.999,
-        -0.89,
-        -0.761,
-        -0.639,
-        -0.536,
-        -0.434,
-        -0.34,
-        -0.247,
-        -0.151,
-        -0.05,
-        0.044,
-        0.139,
-        0.232,
-        0.311,
-        0.409,
-        0.502,
-        0.601,
-        0.678,
-        0.781,
-        0.857,
-        0.948,
-        1.026,
-        1.117,
-        1.227,
-        1.344,
-        1.456,
-        1.579,
-        1.703,
-        1.845,
-        2.017,
-        2.332,
-        2.937,
-    )
+    gap_residual_quantiles: tuple[float, ...] = _TAOBAO["gap_residual_quantiles"]
     """Quantiles, at probabilities 0, 0.025, ..., 1 (ends at 0.005, 0.995), of the within-user
     residual of log(gap - session_gap_h): days and nights make it skewed and far from normal,
     so gaps are drawn from these (linear interpolation of the quantile function)."""
-    events_log_mean: float = 0.130
+    events_log_mean: float = _TAOBAO["events_log_mean"]
     """Mean over users of log(e_u - 1), e_u the user's mean events per engaged category."""
-    events_log_user_sd: float = 0.174
+    events_log_user_sd: float = _TAOBAO["events_log_user_sd"]
     """Sd over users of log(e_u - 1)."""
-    explore_per_visit: float = 1.404
+    explore_per_visit: float = _TAOBAO["explore_per_visit"]
     """Mean number of new categories a user engages with per visit (at most MAX_EXPLORE)."""
-    organic_purchase_rate: float = 0.0215
+    organic_purchase_rate: float = _TAOBAO["organic_purchase_rate"]
     """Chance that an event of the user's own browsing is a purchase."""
-    engagement_scale: float = 0.65
+    engagement_scale: float = _TAOBAO["engagement_scale"]
     """κ: a category with 24 h engagement chance I is engaged in a visit after Δ hours with chance
     1 - (1 - I)^{κ(Δ/24)^β}. κ, β and engagement_lift were chosen from a grid against the
     fidelity report on the Taobao log (decaygym-fidelity; decaygym-calibrate cross-validates
     such a choice, and shows that in budget mode, ``engagement_budget``, they barely matter);
     the activity fields above are fitted by decay_model.activity on its training period."""
-    engagement_gap_power: float = 0.2
+    engagement_gap_power: float = _TAOBAO["engagement_gap_power"]
     """β: how much the gap since the last visit matters (1: a hazard over the gap, 0: per visit)."""
-    engagement_lift: float = 0.35
+    engagement_lift: float = _TAOBAO["engagement_lift"]
     """Browsing a category moves its interest a fraction toward 1: I ← I + engagement_lift·(1 - I)
     (calibrated with engagement_scale)."""
-    engagement_budget: float = TAOBAO_REPEAT_PER_VISIT
+    engagement_budget: float = _TAOBAO["engagement_budget"]
     """0 (off): each tracked category is engaged on its own chance, as above. B > 0 (budget mode, the
     default): a visit's chances are scaled to sum to the user's budget r_u (each capped at 1), so interest
     decides which tracked categories a visit re-engages, not how many. Real users re-engage a
@@ -200,7 +165,7 @@ class SimConfig:
     recent otherwise over-engages. Bootstrapped real users bring their own r_u
     (``decay_model.activity``: categories engaged before, per visit); B is everyone else's.
     ``TAOBAO_REPEAT_PER_VISIT`` is the Taobao training period's mean user."""
-    engagement_budget_user_sd: float = TAOBAO_REPEAT_USER_SD
+    engagement_budget_user_sd: float = _TAOBAO["engagement_budget_user_sd"]
     """Budget mode: the sd of r_u between new users (log-normal around ``engagement_budget``; 0: all
     take B). ``TAOBAO_REPEAT_USER_SD`` is the Taobao training period's."""
     orphan_interest: float = 0.01
@@ -325,34 +290,18 @@ class SimConfig:
 
     def _check_neural(self) -> None:
         """Re-encoding needs a neural artifact: ``artifact`` or the shipped default."""
-        from decay_model.cards import PRETRAINED, read_card
-
-        folder = str(self.artifact) if self.artifact is not None else str(PRETRAINED)
-        try:
-            model = read_card(folder).get("model")
-        except ArtifactError as exc:
-            raise ConfigError(
-                f"SimConfig.reencode_every={self.reencode_every}: no usable artifact: {exc}"
-            ) from exc
-        if model != "neural":
-            raise ConfigError(
-                f"SimConfig.reencode_every={self.reencode_every}: re-encoding needs a neural decay artifact; "
-                f"{folder} holds a {model!r} model"
-            )
+        problem = _neural_problem(None if self.artifact is None else str(self.artifact))
+        if problem is not None:
+            raise ConfigError(f"SimConfig.reencode_every={self.reencode_every}: {problem}")
 
     def _check_artifact(self) -> None:
-        from decay_model.cards import load_population
+        problem = _artifact_problem(str(self.artifact))
+        if problem is not None:
+            raise ConfigError(f"SimConfig.artifact={self.artifact!r}: {problem}")
 
-        if not os.path.isdir(str(self.artifact)):
-            raise ConfigError(f"SimConfig.artifact={self.artifact!r}: no such artifact folder")
-        try:
-            summary = load_population(str(self.artifact))
-        except ArtifactError as exc:
-            raise ConfigError(f"SimConfig.artifact={self.artifact!r}: not usable: {exc}") from exc
-        if not isinstance(summary, dict) or not summary.get("categories"):
-            raise ConfigError(
-                f"SimConfig.artifact={self.artifact!r}: its population summary has no categories"
-            )
+    def fitted(self) -> dict[str, Any]:
+        """The fields fitted on a log (``envs.fitted_constants.FITTED_FIELDS``), as one group."""
+        return {name: getattr(self, name) for name in FITTED_FIELDS}
 
     @property
     def obs_size(self) -> int:
@@ -366,6 +315,37 @@ class SimConfig:
     def replace(self, **changes: Any) -> SimConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+
+@functools.lru_cache(maxsize=64)
+def _artifact_problem(folder: str) -> str | None:
+    """What makes ``folder`` unusable as ``SimConfig.artifact`` (None: usable); read once per folder."""
+    from decay_model.cards import load_population
+
+    if not os.path.isdir(folder):
+        return "no such artifact folder"
+    try:
+        summary = load_population(folder)
+    except ArtifactError as exc:
+        return f"not usable: {exc}"
+    if not isinstance(summary, dict) or not summary.get("categories"):
+        return "its population summary has no categories"
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _neural_problem(artifact: str | None) -> str | None:
+    """Why re-encoding cannot use ``artifact`` (None: the shipped one); read once per folder."""
+    from decay_model.cards import PRETRAINED, read_card
+
+    folder = artifact if artifact is not None else str(PRETRAINED)
+    try:
+        model = read_card(folder).get("model")
+    except ArtifactError as exc:
+        return f"no usable artifact: {exc}"
+    if model != "neural":
+        return f"re-encoding needs a neural decay artifact; {folder} holds a {model!r} model"
+    return None
 
 
 #: Named presets: ``small`` for tests (runs in milliseconds), ``default``, ``large``, and

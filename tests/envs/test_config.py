@@ -88,3 +88,26 @@ def test_reencoding_needs_a_neural_artifact(tmp_path, fake_artifact):
     with pytest.raises(ConfigError, match="reencode_every=5: re-encoding needs a neural decay artifact"):
         SimConfig(artifact=str(folder), reencode_every=5)
     assert SimConfig(reencode_every=5).reencode_every == 5  # the shipped artifact is neural
+
+
+def test_the_fitted_constants_are_one_group_read_from_the_packaged_file():
+    from envs.fitted_constants import FITTED_FIELDS, TAOBAO_FILE, taobao
+
+    cfg = SimConfig()
+    assert set(cfg.fitted()) == set(FITTED_FIELDS)
+    assert cfg.fitted() == taobao().sim_fields()
+    assert TAOBAO_FILE.is_file() and "Taobao" in taobao().log
+    assert taobao() is taobao()  # read once
+
+
+def test_replace_reads_an_artifact_folder_once(monkeypatch):
+    import decay_model.cards as cards
+    from decay_model.cards import PRETRAINED
+
+    calls = []
+    real = cards.load_population
+    monkeypatch.setattr(cards, "load_population", lambda folder: calls.append(folder) or real(folder))
+    cfg = SimConfig(artifact=str(PRETRAINED))
+    for horizon in range(5, 15):
+        cfg = cfg.replace(horizon=horizon)
+    assert len(calls) <= 1  # none when an earlier test already validated the folder
