@@ -42,8 +42,24 @@ from agents.tree_policy import (
     tree_rules,
 )
 from agents.tuning import TUNED_FAMILIES, save_tuned, tune
+from agents.viper import viper
 from decay_model.atomic import atomic_write_json
 from envs.config import SimConfig
+
+
+@dataclass(frozen=True)
+class ViperSearch:
+    """How :func:`distill` searches by VIPER: depths, DAgger iterations and the selection users."""
+
+    depths: tuple[int, ...]
+    iterations: int
+    select_users: UserSeeds
+    """Users the trees are chosen on (neither fitting nor checking users)."""
+
+    @property
+    def steps(self) -> int:
+        """Progress steps the search adds: one per fitted tree."""
+        return len(self.depths) * (self.iterations + 1)
 
 
 @dataclass(frozen=True)
@@ -66,12 +82,15 @@ class Distillation:
     """The copy of the policy that ran as a policy on the checking users."""
     policy_records: pd.DataFrame
     tree_records: pd.DataFrame
+    viper: dict[str, Any] | None = None
+    """The VIPER search behind the tree (``agents.viper.ViperResult.to_dict``); None: cloned once."""
 
     @property
     def title(self) -> str:
         """The headline of the rules: what was distilled into what, on how much, and the agreement."""
+        how = "by VIPER " if self.viper is not None else ""
         return (
-            f"{self.label} distilled into a depth-{self.max_depth} tree ({len(self.fit_rows.actions):,} "
+            f"{self.label} distilled {how}into a depth-{self.max_depth} tree ({len(self.fit_rows.actions):,} "
             f"decisions of {self.fit_users.count} training users); agreement on "
             f"{len(self.check_rows.actions):,} decisions of {self.check_users.count} held-out users: "
             f"{100 * self.agree.mean():.1f} %"
@@ -145,16 +164,35 @@ def distill(
     seed: int,
     batch: int,
     advance: Callable[[], None],
+    viper_search: ViperSearch | None = None,
 ) -> Distillation:
-    """Fit the tree on ``fit_users`` and check it on ``check_users`` (``advance`` after each of 4 steps).
+    """Fit the tree on ``fit_users`` and check it on ``check_users`` (``advance`` after each step).
 
     ``make_policy`` builds a fresh copy of the policy for every rollout, so that a policy that
-    draws (random) starts its stream anew each time.
+    draws (random) starts its stream anew each time. Without ``viper_search`` the tree of depth
+    ``max_depth`` is cloned from the policy's own decisions (4 steps); with it, it is the best
+    tree of ``agents.viper.viper`` over the search's depths (``ViperSearch.steps`` more steps).
     """
     config = sim.config
-    fit_rows = collect_decisions(make_policy(), config, fit_users.seeds(), batch=batch)
-    advance()
-    tree = fit_tree(fit_rows, max_depth=max_depth, min_samples_leaf=min_samples_leaf, seed=seed)
+    found = None
+    if viper_search is None:
+        fit_rows = collect_decisions(make_policy(), config, fit_users.seeds(), batch=batch)
+        advance()
+        tree = fit_tree(fit_rows, max_depth=max_depth, min_samples_leaf=min_samples_leaf, seed=seed)
+    else:
+        found = viper(
+            make_policy,  # type: ignore[arg-type]  # viper checks that it is a trained agent
+            sim,
+            fit_users,
+            viper_search.select_users,
+            depths=viper_search.depths,
+            iterations=viper_search.iterations,
+            min_samples_leaf=min_samples_leaf,
+            seed=seed,
+            batch=batch,
+            advance=advance,
+        )
+        tree, fit_rows, max_depth = found.tree, found.rows, found.depth
     arrays = TreeArrays.from_sklearn(tree)
     advance()
     check_rows = collect_decisions(make_policy(), config, check_users.seeds(), batch=batch)
@@ -187,6 +225,7 @@ def distill(
         policy=policy,
         policy_records=policy_records,
         tree_records=tree_records,
+        viper=None if found is None else found.to_dict(),
     )
 
 
@@ -211,6 +250,7 @@ def explanation_summary(result: Distillation, *, preset: str, n_boot: int, seed:
             "matrix": result.confusion().tolist(),
         },
         "returns_on_check_users": result.returns(n_boot=n_boot, seed=seed),
+        "viper": result.viper,
         "fit_seeds": result.fit_users.to_dict(),
         "check_seeds": result.check_users.to_dict(),
     }
@@ -234,7 +274,17 @@ def result_lines(summary: dict[str, Any]) -> list[str]:
     """What to print after the rules: the agreement per action and the returns of policy and tree."""
     returns = summary["returns_on_check_users"]
     d = returns["tree_minus_policy"]
+    search = summary.get("viper")
+    steps = []
+    if search is not None:
+        steps = [f"VIPER on the selection users (agent's return {search['agent_selection_return']:.3f}):"] + [
+            f"  depth {st['depth']}, iteration {st['iteration']}: return {st['selection_return']:.3f}, "
+            f"agreement {100 * st['selection_agreement']:.1f} % on the tree's own states, {st['rows']:,} rows"
+            + (" <- chosen" if st == search["chosen"] else "")
+            for st in search["steps"]
+        ]
     return [
+        *steps,
         "agreement per action of the policy: "
         + ", ".join(
             f"{name} {100 * v['agreement']:.1f} % of {v['decisions']:,}"

@@ -165,8 +165,17 @@ def collect_decisions(
     return Decisions(np.concatenate(feats), np.concatenate(acts).astype(np.int64), np.concatenate(users))
 
 
-def fit_tree(decisions: Decisions, *, max_depth: int = 3, min_samples_leaf: int = 20, seed: int = 0) -> Any:
+def fit_tree(
+    decisions: Decisions,
+    *,
+    max_depth: int = 3,
+    min_samples_leaf: int = 20,
+    seed: int = 0,
+    weights: NDArray[np.float64] | None = None,
+) -> Any:
     """A ``DecisionTreeClassifier`` that predicts the policy's action from the features.
+
+    ``weights`` (one per row) make some decisions count more (``agents.viper``).
 
     Returns:
         The fitted scikit-learn tree (its ``feature_names_in_`` are not set: columns are ``FEATURES``).
@@ -176,7 +185,7 @@ def fit_tree(decisions: Decisions, *, max_depth: int = 3, min_samples_leaf: int 
     if len(decisions.actions) == 0:
         raise ValueError("no decisions to distil (every slot was empty?)")
     tree = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=min_samples_leaf, random_state=seed)
-    return tree.fit(decisions.features, decisions.actions)
+    return tree.fit(decisions.features, decisions.actions, sample_weight=weights)
 
 
 def _fmt(value: float) -> str:

@@ -15,9 +15,17 @@ import argparse
 from collections.abc import Sequence
 
 from agents import seeds as seed_scheme
-from agents.distillation import distill, explanation_summary, result_lines, tuned_params, write_explanation
+from agents.distillation import (
+    ViperSearch,
+    distill,
+    explanation_summary,
+    result_lines,
+    tuned_params,
+    write_explanation,
+)
 from agents.policy_specs import check_specs, make_policy
 from agents.tuning import load_tuned
+from decay_model.errors import ConfigError
 from scripts.common import (
     add_simulator_options,
     check_positive,
@@ -48,7 +56,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=500,
         help="held-out (validation) users for the agreement (default: 500)",
     )
-    parser.add_argument("--max-depth", type=int, default=3, help="depth of the tree (default: 3)")
+    parser.add_argument(
+        "--max-depth",
+        type=int,
+        nargs="+",
+        default=[3],
+        help="depth of the tree; with --viper, depths to choose from",
+    )
+    parser.add_argument(
+        "--viper",
+        type=int,
+        metavar="ITERATIONS",
+        help="distil a trained agent by VIPER (agents.viper) with this many DAgger iterations, choosing "
+        "the depth on --check-users other validation users (default: clone its decisions once)",
+    )
     parser.add_argument(
         "--min-samples-leaf", type=int, default=50, help="fewest decisions per leaf (default: 50)"
     )
@@ -61,12 +82,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Distil, print the rules and the agreement, write the run folder; returns the exit status."""
     args = parse_args(argv)
-    check_positive(args, "train_users", "check_users", "max_depth", "min_samples_leaf", "batch", "n_boot")
+    check_positive(args, "train_users", "check_users", "min_samples_leaf", "batch", "n_boot")
+    if min(args.max_depth) < 1 or (args.viper is None and len(args.max_depth) > 1):
+        raise ConfigError("--max-depth: depths >= 1, and several only with --viper")
+    if args.viper is not None and args.viper < 0:
+        raise ConfigError(f"--viper must be >= 0 iterations, got {args.viper}")
     sim = resolve_simulator(args)
     args.preset = sim.preset  # a simulator folder keeps the default preset's sizes and env id
     check_specs([args.policy])
     train_range = seed_scheme.train_users(args.seed, args.train_users)
     check_range = seed_scheme.valid_users(args.seed, args.check_users)
+    search = None
+    if args.viper is not None:
+        select = seed_scheme.search_users(args.seed, args.check_users)
+        search = ViperSearch(tuple(args.max_depth), args.viper, select)
     tuned = None
     if args.tuned:
         data = load_tuned(args.tuned, args.preset)
@@ -84,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "check_seeds": check_range.to_dict(),
             "seed_scheme": seed_scheme.scheme(),
             "max_depth": args.max_depth,
+            "viper_iterations": args.viper,
             "min_samples_leaf": args.min_samples_leaf,
             "tuned": args.tuned,
         },
@@ -91,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["scripts.explain", *(argv or [])],
     )
     with progress() as bar:
-        task = bar.add_task("rolling out, fitting, checking", total=4)
+        task = bar.add_task("rolling out, fitting, checking", total=4 if search is None else search.steps + 3)
         tuned = tuned_params(args.policy, tuned, sim, train_range.seeds(), batch=args.batch, run_dir=run_dir)
         distilled = distill(
             lambda: make_policy(args.policy, args.preset, sim.config, tuned, args.seed),
@@ -99,11 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             train_range,
             check_range,
             label=args.policy,
-            max_depth=args.max_depth,
+            max_depth=args.max_depth[0],
             min_samples_leaf=args.min_samples_leaf,
             seed=args.seed,
             batch=args.batch,
             advance=lambda: bar.advance(task),
+            viper_search=search,
         )
 
     summary = explanation_summary(distilled, preset=args.preset, n_boot=args.n_boot, seed=args.seed)
