@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,9 @@ class Level:
     """Validation users of the training runs' EvalCallback."""
     explain_users: int
     """Users the tree is fitted on, and users its agreement is checked on."""
+    hyperparams: str | None = None
+    """Folder under ``agents/hyperparams/`` whose ``<algo>.yml`` the level's agents train with when
+    it has one (hyperparameters searched for the level's budget); None: the packaged defaults."""
 
 
 LEVELS: dict[str, Level] = {
@@ -205,8 +209,19 @@ def stage_train(bench: BenchmarkRun, commands: Commands) -> dict[str, list[Path]
                 ]  # fmt: skip
                 if level.n_envs is not None:
                     argv += ["--n-envs", str(level.n_envs)]
+                tuned_file = level_hyperparams(level, algo)
+                if tuned_file is not None:
+                    argv += ["--hyperparams", str(tuned_file)]
             commands.train(argv)
     return runs
+
+
+def level_hyperparams(level: Level, algo: str) -> Path | None:
+    """The YAML the level's ``algo`` runs train with, if the level has its own (``Level.hyperparams``)."""
+    if level.hyperparams is None:
+        return None
+    path = Path(str(files("agents") / "hyperparams" / level.hyperparams / f"{algo}.yml"))
+    return path if path.is_file() else None
 
 
 def missing_seeds(bench: BenchmarkRun, runs: dict[str, list[Path]]) -> dict[str, list[int]]:

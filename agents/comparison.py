@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from agents import seeds as seed_scheme
 from agents.custom import resolve
 from agents.evaluation import REPORT_METRICS, compare_policies, evaluate, paired_difference, summarize
 from agents.policy import Policy
@@ -59,6 +60,29 @@ def evaluation_specs(policies: Sequence[str]) -> tuple[list[str], list[str]]:
     specs = list(canonical.values())
     added = [name for name in (THRESHOLD, ORACLE) if name not in specs]
     return specs + added, added
+
+
+def evaluation_record(
+    sim: Simulator,
+    specs: list[str],
+    added: list[str],
+    seed: int,
+    eval_users: int,
+    tuning_users: seed_scheme.UserSeeds | None,
+    tuned: str | None,
+) -> dict[str, Any]:
+    """What an evaluation's ``config.json`` records about its simulator, policies and users."""
+    return {
+        "preset": sim.preset,
+        "simulator": sim.record(),
+        "sim_config": sim.config.to_dict(),
+        "policies": specs,
+        "added_references": added,
+        "eval_seeds": seed_scheme.eval_users(seed, eval_users).to_dict(),
+        "tuning_seeds": None if tuning_users is None else tuning_users.to_dict(),
+        "seed_scheme": seed_scheme.scheme(),
+        "tuned": tuned,
+    }
 
 
 def read_tuned(path: str, sim: Simulator, needed: list[str], custom: list[str]) -> dict[str, Any]:

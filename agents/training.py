@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,12 @@ import envs
 from agents import seeds
 from agents.checkpoints import Checkpointer, env_parts, latest_checkpoint, model_bytes, restore_checkpoint
 from agents.evaluation import evaluate, summarize
+from agents.provenance import versions
 from agents.sb3_vec_env import InterestDecaySB3VecEnv
 from agents.trained import (
     ALGOS,
     MODEL_FILE,
+    RUN_CONFIG_FILE,
     VECNORMALIZE_FILE,
     Hyperparams,
     env_id,
@@ -341,3 +343,41 @@ def _train(
     }
     atomic_write_json(summary_path, summary)
     return TrainResult(run_dir, int(model.num_timesteps), summary)
+
+
+#: packages recorded in a run's ``config.json`` beside the project's own
+RECORDED_PACKAGES = ("sb3-contrib", "tensorboard", "rl-zoo3", "optuna")
+
+
+def run_record(
+    settings: TrainSettings, simulator: dict[str, Any], sim_config: dict[str, Any]
+) -> dict[str, Any]:
+    """What a run's ``config.json`` records: settings, simulator, hyperparameters, seeds, versions."""
+    return {
+        "algo": settings.algo,
+        "preset": settings.preset,
+        "env_id": env_id(settings.preset),
+        "settings": asdict(settings),
+        "simulator": simulator,
+        "sim_config": sim_config,
+        "hyperparams": settings.hyperparams,
+        "seeds": {
+            "scheme": seeds.scheme(),
+            "train": seeds.train_users(settings.seed, settings.n_envs).to_dict(),
+            "valid": seeds.valid_users(settings.seed, settings.eval_users).to_dict(),
+            "model_seed": settings.seed,
+        },
+        "versions": versions(RECORDED_PACKAGES),
+    }
+
+
+def stored_settings(run_dir: Path) -> TrainSettings:
+    """The settings a run folder's ``config.json`` records (what ``--resume`` continues with)."""
+    config_path = run_dir / RUN_CONFIG_FILE
+    try:
+        stored = json.loads(config_path.read_text())["config"]["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"--resume: {run_dir} is not a training run folder (no readable {config_path.name})"
+        ) from None
+    return TrainSettings(**stored)

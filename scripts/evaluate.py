@@ -27,6 +27,7 @@ from agents.comparison import (
     build_policies,
     compare,
     evaluate_policies,
+    evaluation_record,
     evaluation_specs,
     read_tuned,
     tune_baselines,
@@ -150,26 +151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tuned:
         read_tuned(args.tuned, sim, needed, custom)  # a bad file fails before any work
     run_dir = make_run_dir(args.out, "evaluate", sim.label, args.seed)
-    write_provenance(
-        run_dir,
-        {
-            "preset": args.preset,
-            "simulator": sim.record(),
-            "sim_config": sim.config.to_dict(),
-            "policies": specs,
-            "added_references": added,
-            "eval_seeds": seed_scheme.eval_users(args.seed, args.eval_users).to_dict(),
-            "tuning_seeds": None if args.tuned else train_range.to_dict(),
-            "seed_scheme": seed_scheme.scheme(),
-            "tuned": args.tuned,
-            "grid": None if args.tuned else {"show_above": args.grid[0], "retire_below": args.grid[1]},
-            "max_unanswered": None if args.tuned else args.max_unanswered,
-            "batch": args.batch,
-            "n_boot": args.n_boot,
-        },
-        args.seed,
-        ["scripts.evaluate", *(argv or [])],
+    record = evaluation_record(
+        sim, specs, added, args.seed, args.eval_users, None if args.tuned else train_range, args.tuned
     )
+    grid = None if args.tuned else {"show_above": args.grid[0], "retire_below": args.grid[1]}
+    record.update(
+        grid=grid,
+        max_unanswered=None if args.tuned else args.max_unanswered,
+        batch=args.batch,
+        n_boot=args.n_boot,
+    )
+    write_provenance(run_dir, record, args.seed, ["scripts.evaluate", *(argv or [])])
 
     with progress() as bar:
         start = progress_tasks(bar)

@@ -15,16 +15,21 @@ command writes ``config.json`` (settings, SimConfig, hyperparameters, seeds, ver
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from agents import seeds
 from agents.checkpoints import latest_checkpoint
-from agents.trained import ALGOS, RUN_CONFIG_FILE, env_id, load_hyperparams
-from agents.training import DEFAULT_EVAL_USERS, DEFAULT_TORCH_THREADS, TrainSettings, train
+from agents.trained import ALGOS, load_hyperparams
+from agents.training import (
+    DEFAULT_EVAL_USERS,
+    DEFAULT_TORCH_THREADS,
+    TrainSettings,
+    run_record,
+    stored_settings,
+    train,
+)
 from decay_model.errors import ConfigError
 from scripts.common import (
     Simulator,
@@ -33,7 +38,6 @@ from scripts.common import (
     progress,
     resolve_simulator,
     run_cli,
-    versions,
     write_provenance,
 )
 
@@ -50,7 +54,6 @@ RESUME_FIXED = (
     "checkpoint_freq",
     "torch_threads",
 )
-_EXTRA_PACKAGES = ("sb3-contrib", "tensorboard", "rl-zoo3", "optuna")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -122,14 +125,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
 
 def settings_from_run(run_dir: Path, args: argparse.Namespace) -> TrainSettings:
     """Settings of the run to resume; an option that contradicts them is an error."""
-    config_path = run_dir / RUN_CONFIG_FILE
-    try:
-        stored = json.loads(config_path.read_text())["config"]["settings"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ConfigError(
-            f"--resume: {run_dir} is not a training run folder (no readable {config_path.name})"
-        ) from None
-    settings = TrainSettings(**stored)
+    settings = stored_settings(run_dir)
     for option in RESUME_FIXED:
         given, kept = getattr(args, option), getattr(settings, option)
         if given is not None and given != kept:
@@ -147,22 +143,7 @@ def start_run(settings: TrainSettings, simulator: Simulator, out: str | None, co
     if out and latest_checkpoint(Path(out)) is not None:
         raise ConfigError(f"{out} already holds a run; continue it with --resume or choose another --out")
     run_dir = make_run_dir(out, "train", f"{settings.algo}_{simulator.label}", settings.seed)
-    config = {
-        "algo": settings.algo,
-        "preset": settings.preset,
-        "env_id": env_id(settings.preset),
-        "settings": asdict(settings),
-        "simulator": simulator.record(),
-        "sim_config": simulator.config.to_dict(),
-        "hyperparams": settings.hyperparams,
-        "seeds": {
-            "scheme": seeds.scheme(),
-            "train": seeds.train_users(settings.seed, settings.n_envs).to_dict(),
-            "valid": seeds.valid_users(settings.seed, settings.eval_users).to_dict(),
-            "model_seed": settings.seed,
-        },
-        "versions": versions(_EXTRA_PACKAGES),
-    }
+    config = run_record(settings, simulator.record(), simulator.config.to_dict())
     write_provenance(run_dir, config, settings.seed, ["scripts.train", *command])
     return run_dir
 
