@@ -107,7 +107,7 @@ def sample_ppo(trial: optuna.Trial, base: dict[str, Any], rollouts_within: int) 
         n_epochs=trial.suggest_categorical("n_epochs", [2, 4]),
         learning_rate=trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
         ent_coef=trial.suggest_float("ent_coef", 1e-5, 1e-2, log=True),
-        gamma=trial.suggest_categorical("gamma", [0.95, 0.98, 0.99, 0.995]),
+        gamma=trial.suggest_categorical("gamma", [0.9, 0.95, 0.98, 0.99, 0.995]),
     )
     policy_kwargs = dict(entry.get("policy_kwargs") or {})
     policy_kwargs["net_arch"] = {"pi": [width, width], "vf": [width, width]}
