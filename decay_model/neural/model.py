@@ -323,6 +323,13 @@ class NeuralDecay:
         net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
         self.net = net.to(self.device)
 
+    def to(self, device: str | torch.device) -> Self:
+        """This model, its network moved to ``device`` (predictions and encoding run there)."""
+        self.device = torch.device(device)
+        if self.net is not None:
+            self.net = self.net.to(self.device)
+        return self
+
     def config_dict(self) -> dict[str, Any]:
         """The config, JSON-ready."""
         return asdict(self.config)
