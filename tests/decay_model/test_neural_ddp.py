@@ -23,7 +23,6 @@ import pytest
 import torch
 import torch.distributed as dist
 
-import scripts.fit_decay as fit_decay
 from decay_model import ConfigError, EvalTask, NeuralDecay
 from decay_model.atomic import atomic_write_json
 from decay_model.neural import CHECKPOINT, preset
@@ -92,6 +91,8 @@ def test_two_processes_agree_with_one(tmp_path: Path) -> None:
 
 
 def test_fit_decay_under_torchrun_fits_the_neural_model_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scripts.fit_decay as fit_decay  # not imported by the torchrun workers of this file
+
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(ConfigError, match="--model neural"):
