@@ -208,14 +208,25 @@ class GroupData:
         max_len: int,
         max_cat_events: int,
         generator: torch.Generator | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[dict[str, torch.Tensor]]:
-        """Padded batches of ``batch_groups`` groups, shuffled by ``generator`` when given."""
+        """Padded batches of ``batch_groups`` groups, shuffled by ``generator`` when given.
+
+        ``shard = (rank, size)`` yields rank's share of each batch (every size-th group of it, as
+        ``DistributedSampler`` deals them): the ranks, given generators in the same state, draw
+        the same order and together cover each batch. With more than one rank the order is first
+        padded, by repeating its start, to a multiple of size, so that every rank gets the same
+        number of batches and none is empty.
+        """
         if generator is None:
             order = np.arange(self.n_groups)
         else:
             order = torch.randperm(self.n_groups, generator=generator).numpy()
-        for lo in range(0, self.n_groups, batch_groups):
-            yield self.batch(order[lo : lo + batch_groups], vocab, max_len, max_cat_events)
+        rank, size = shard
+        if size > 1:
+            order = np.resize(order, padded_groups(self.n_groups, size))
+        for lo in range(0, len(order), batch_groups):
+            yield self.batch(order[lo : lo + batch_groups][rank::size], vocab, max_len, max_cat_events)
 
     def batch(
         self, groups: np.ndarray, vocab: np.ndarray, max_len: int, max_cat_events: int
@@ -296,6 +307,11 @@ class GroupData:
             ),
             "cand_index": torch.from_numpy(cand),
         }
+
+
+def padded_groups(n_groups: int, size: int) -> int:
+    """Groups per epoch when ``size`` ranks share them: ``n_groups`` rounded up to a multiple of size."""
+    return -(-n_groups // size) * size
 
 
 def _pair_lookup(index: EventIndex, users: np.ndarray, cats: np.ndarray) -> np.ndarray:

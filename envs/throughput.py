@@ -80,14 +80,18 @@ def time_vector(
     seconds: float,
     seed: int,
     reencode_every: int = 0,
+    device: str | None = None,
     **env_kwargs: Any,
 ) -> dict[str, Any]:
     """One table row: user-steps per second (wall clock, CPU) of the vector env with ``num_users`` users.
 
-    With ``reencode_every`` > 0 the users are re-encoded that often and at least two re-encodings
-    are timed. The row has no peak memory: that is the whole process's, which the caller measures.
+    With ``reencode_every`` > 0 the users are re-encoded that often, by the model on ``device``
+    (default: the model's own, CUDA when present), and at least two re-encodings are timed. The
+    row has no peak memory: that is the whole process's, which the caller measures.
     """
     venv = InterestDecayVectorEnv(num_users, preset=preset, reencode_every=reencode_every, **env_kwargs)
+    if device is not None and venv.sim.reencoder is not None:
+        venv.sim.reencoder.model.to(device)
     venv.reset(seed=seed)
     actions = draw_actions(policy, venv.action_space.shape, seed)
     for a in actions[:2]:
@@ -109,6 +113,46 @@ def time_vector(
         "steps_per_cpu_s": num_users * steps / cpu,
         "steps": steps,
         "state_mb": state_bytes / 2**20,
+    }
+
+
+def time_reencode(
+    preset: str, num_users: int, device: str, seconds: float, seed: int, every: int = 10, **env_kwargs: Any
+) -> dict[str, Any]:
+    """Users per second re-encoded by the neural model on ``device``, all ``num_users`` in each call.
+
+    The vector env (re-encoding every ``every`` visits) first runs ``every`` visits with the model
+    on ``device``, so that users have recent events and one re-encoding warms the device up; then
+    ``ReEncoder`` is called on every user again and again, at least twice and for ``seconds``.
+    A call builds the users' log frame and event index on the CPU and runs the network on
+    ``device``; on CUDA the row also gives the peak memory ``torch.cuda.max_memory_allocated``.
+    """
+    import torch
+
+    venv = InterestDecayVectorEnv(num_users, preset=preset, reencode_every=every, **env_kwargs)
+    reencoder = venv.sim.reencoder
+    assert reencoder is not None
+    reencoder.model.to(device)
+    cuda = torch.device(device).type == "cuda"
+    venv.reset(seed=seed)
+    for a in draw_actions("mixed", venv.action_space.shape, seed, count=every):
+        venv.step(a)
+    rows = np.arange(num_users)
+    users = int((venv.state.hist_n > 0).sum())
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    calls, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds or calls < 2:
+        reencoder(venv.state, rows)  # returns numpy arrays: the device has finished
+        calls += 1
+    return {
+        "device": device,
+        "n": num_users,
+        "users_with_events": users,
+        "calls": calls,
+        "users_per_s": users * calls / elapsed,
+        "call_ms": 1000 * elapsed / calls,
+        "peak_cuda_mib": torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None,
     }
 
 

@@ -6,7 +6,8 @@ Examples:
 
 What the run folder holds: ``decay_model.comparison_report``. NeuralDecay's options:
 ``--neural-preset``, ``--device``, ``--epochs``, ``--resume`` (its per-epoch checkpoint is
-``checkpoints/neural/`` in the run folder).
+``checkpoints/neural/`` in the run folder). ``torchrun --standalone --nproc_per_node 2 -m
+scripts.fit_decay --model neural`` trains it on two processes (GPUs); rank 0 writes the folder.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from decay_model.comparison_report import (
     print_table,
     write_report,
 )
+from decay_model.errors import ConfigError
 from decay_model.neural import PRESETS, NeuralDecay, preset
+from decay_model.neural.distributed import launched_rank, launched_world_size
 from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import EvalTask
 from scripts.common import (
@@ -80,15 +83,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_model(name: str, args: argparse.Namespace, run_dir: Path, bar: Any) -> Any:
-    """An unfitted model; NeuralDecay gets its preset, seed, device and checkpoint folder."""
+def build_model(name: str, args: argparse.Namespace, run_dir: Path | None, bar: Any) -> Any:
+    """An unfitted model; NeuralDecay gets its preset, seed, device and checkpoint folder (if any)."""
     if name != "neural":
         return MODELS[name]()
     overrides = {"seed": args.seed, **({"epochs": args.epochs} if args.epochs else {})}
     return NeuralDecay(
         preset(args.neural_preset, **overrides),
         device=args.device,
-        checkpoint_dir=run_dir / "checkpoints" / name,
+        checkpoint_dir=run_dir / "checkpoints" / name if run_dir else None,
         resume=args.resume,
         show_progress=bar,
     )
@@ -99,6 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     task_config = split_config(args, horizon_hours=args.horizon_hours, step_hours=args.step_hours)
     names = list(MODELS) if args.model == "all" else [args.model]
+    if launched_world_size() > 1 and names != ["neural"]:
+        raise ConfigError("under torchrun only NeuralDecay trains on several processes: use --model neural")
+    if launched_rank() > 0:  # torchrun's other processes train their share; rank 0 writes everything
+        log = load_log_or_synthetic(args.logs, args.source, args.seed, args.item_categories)[0]
+        build_model("neural", args, None, False).fit(EvalTask(log, task_config))
+        return 0
     with progress() as bar:
         step = bar.add_task("loading the log", total=len(names) + 3)
         log, data_info, label = load_log_or_synthetic(

@@ -1,7 +1,8 @@
 """NeuralDecay, the learned decay model: fit, predict, encode, and its artifact state.
 
 The network is :mod:`decay_model.neural.network`, the training loop
-:mod:`decay_model.neural.train`.
+:mod:`decay_model.neural.train`. Launched by torchrun, :meth:`NeuralDecay.fit` trains on every
+process it started (:mod:`decay_model.neural.distributed`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from decay_model.logs.schema import BEHAVIORS, BehaviourLog
 from decay_model.metrics import auc, log_loss
 from decay_model.neural.checkpoint import CHECKPOINT, load_checkpoint
 from decay_model.neural.config import DEPARTURES, PRESETS, NeuralDecayConfig
+from decay_model.neural.distributed import World, join
 from decay_model.neural.network import NeuralDecayNet, to_device
 from decay_model.neural.train import (
     fit_linear,
@@ -132,18 +134,27 @@ class NeuralDecay:
         return self.net
 
     def _run(
-        self, data: GroupData, key: str | None = None, batch_groups: int | None = None
+        self,
+        data: GroupData,
+        key: str | None = None,
+        batch_groups: int | None = None,
+        groups: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """Predictions (or decay parameters) for every candidate of ``data``, in ``cand_row`` order."""
+        """Predictions (or decay parameters) for every candidate of ``data``, in ``cand_row`` order.
+
+        ``groups`` limits them to those groups' candidates (the others are left 0).
+        """
         net = self._require_net()
         net.eval()
         cfg = self.config
         keys = ("p",) if key is None else ("a", "lam", "b", "p")
-        out = {k: np.empty(data.n_candidates, dtype=np.float64) for k in keys}
+        out = {k: np.zeros(data.n_candidates, dtype=np.float64) for k in keys}
         self._attach_prior(data)
+        groups = np.arange(data.n_groups) if groups is None else groups
         with torch.no_grad(), self._autocast(), self._threads():
             size = batch_groups or cfg.eval_batch_groups
-            for batch in data.batches(size, self.vocab, cfg.max_len, cfg.max_cat_events):
+            for lo in range(0, len(groups), size):
+                batch = data.batch(groups[lo : lo + size], self.vocab, cfg.max_len, cfg.max_cat_events)
                 cand = batch.pop("cand_index").numpy()
                 dec = net.decay(to_device(batch, self.device))
                 rows = data.cand_row[cand]
@@ -153,7 +164,13 @@ class NeuralDecay:
 
     # -- fitting ------------------------------------------------------------------------
     def fit(self, task: EvalTask) -> Self:
-        """Train on the training period; early stopping reads the validation period only."""
+        """Train on the training period; early stopping reads the validation period only.
+
+        Under torchrun (``WORLD_SIZE`` > 1) every process calls this with the same task and
+        config: each trains on its share of the batches, DistributedDataParallel averages the
+        gradients, and every rank ends with the same weights and history; rank 0 alone writes the
+        checkpoint. With a CUDA device, each process takes the GPU of its ``LOCAL_RANK``.
+        """
         with self._threads():
             return self._fit(task)
 
@@ -168,32 +185,38 @@ class NeuralDecay:
         if cfg.exponential_prior:
             self.prior_model = ExponentialDecay().fit(task)
         self._attach_prior(train)
+        world, self.device = join(self.device, cfg.batch_groups)
         # No draw from torch's global generator: the initial weights come from a CPU generator
         # and the dropout masks from one on the model's device, both seeded from cfg.seed (their
         # own streams, stream_seed), shuffling from a third; checkpoints save the ones still in use.
-        init, dropout = seeded_generators(cfg.seed, self.device)
+        init, dropout = seeded_generators(cfg.seed, self.device, world.rank)
         net = NeuralDecayNet(cfg, len(self.vocab), self.horizon_hours, generator=init)
         if self.prior_model is not None:
             net.init_from_prior(self.prior_model.beta, self.prior_model.log_w)
         net = net.to(self.device)
         net.set_dropout_generator(dropout)
         ckpt = self.checkpoint_dir / CHECKPOINT if self.checkpoint_dir is not None else None
-        resuming = self.resume and ckpt is not None and ckpt.is_file()
+        # rank 0's folder decides: the other ranks need not see it (load_checkpoint sends its bytes)
+        resuming = world.from_main(self.resume and ckpt is not None and ckpt.is_file())
         linear_loss = float("nan")
         if net.skip is not None:
             if not resuming:  # a checkpoint holds the fitted linear stage already
                 linear_loss = fit_linear(net, train, cfg, self.vocab, self.device)
             net.skip.requires_grad_(False)
-        opt, sched = make_optimizer(net, cfg, steps_per_epoch(train, cfg) * cfg.epochs)
+        opt, sched = make_optimizer(net, cfg, steps_per_epoch(train, cfg, world.size) * cfg.epochs)
         shuffle = torch.Generator().manual_seed(cfg.seed)
         state = {"epoch": 0, "best": float("inf"), "best_state": None, "bad_epochs": 0, "history": []}
         self.net = net
         if resuming:
-            assert ckpt is not None
-            self.vocab, state = load_checkpoint(ckpt, cfg, net, opt, sched, shuffle, dropout)
-        elif net.skip is not None:
+            where = ckpt or Path(CHECKPOINT)  # a rank > 0 without the folder: named in messages only
+            self.vocab, state = load_checkpoint(where, cfg, net, opt, sched, shuffle, dropout, world)
+        # Several ranks: DDP copies rank 0's weights (its linear stage, say) to every rank here.
+        trainer = world.wrap(net, self.device)
+        evaluate = functools.partial(self._valid_metrics, valid, world)
+        if not resuming and net.skip is not None:
             # The linear stage alone is "epoch 0": the Transformer must beat it on validation.
-            metrics = {"epoch": 0, "train_loss": linear_loss, **self._valid_metrics(valid)}
+            linear_loss = world.from_main(linear_loss)  # the loss of the weights DDP kept
+            metrics = {"epoch": 0, "train_loss": linear_loss, **evaluate()}
             state["history"].append(metrics)
             state["best"] = metrics["valid_log_loss"]
             state["best_state"] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
@@ -209,10 +232,12 @@ class NeuralDecay:
             shuffle=shuffle,
             dropout=dropout,
             autocast=self._autocast,
-            evaluate=functools.partial(self._valid_metrics, valid),
+            evaluate=evaluate,
             checkpoint=ckpt,
             show_progress=self.show_progress,
             on_batch=self.on_batch,
+            world=world,
+            trainer=trainer,
         )
         if state["best_state"] is not None:
             net.load_state_dict(state["best_state"])
@@ -220,11 +245,19 @@ class NeuralDecay:
         self.fit_seconds = time.perf_counter() - start_time
         return self
 
-    def _valid_metrics(self, valid: GroupData) -> dict[str, float]:
-        """Log-loss and AUC of the current network on the validation groups."""
-        p_valid = self._run(valid)["p"]
+    def _valid_metrics(self, valid: GroupData, world: World | None = None) -> dict[str, float]:
+        """Log-loss and AUC of the current network on the validation groups.
+
+        On several ranks each predicts every size-th group and the predictions are summed over
+        the ranks (the others' rows are 0), so every rank scores all of them; rank 0's figures
+        are then sent to all, so that early stopping cannot part ranks that round differently.
+        """
+        world = world or World()
+        groups = np.arange(world.rank, valid.n_groups, world.size)
+        p_valid = world.sum(self._run(valid, groups=groups)["p"])
         y_valid = valid.label[np.argsort(valid.cand_row)]
-        return {"valid_log_loss": log_loss(y_valid, p_valid), "valid_auc": auc(y_valid, p_valid)}
+        metrics = {"valid_log_loss": log_loss(y_valid, p_valid), "valid_auc": auc(y_valid, p_valid)}
+        return dict(world.from_main(metrics))
 
     # -- prediction ---------------------------------------------------------------------
     def predict(self, task: EvalTask, period: str) -> np.ndarray:
@@ -289,6 +322,13 @@ class NeuralDecay:
         net = NeuralDecayNet(self.config, len(self.vocab), self.horizon_hours)
         net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
         self.net = net.to(self.device)
+
+    def to(self, device: str | torch.device) -> Self:
+        """This model, its network moved to ``device`` (predictions and encoding run there)."""
+        self.device = torch.device(device)
+        if self.net is not None:
+            self.net = self.net.to(self.device)
+        return self
 
     def config_dict(self) -> dict[str, Any]:
         """The config, JSON-ready."""

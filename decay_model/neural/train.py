@@ -1,7 +1,9 @@
 """The training loop of NeuralDecay: seeded generators, the linear stage, AdamW, epochs, early stop.
 
 Every function takes what it uses as arguments; :meth:`NeuralDecay.fit
-<decay_model.neural.model.NeuralDecay.fit>` puts them together.
+<decay_model.neural.model.NeuralDecay.fit>` puts them together. The loop is the same for one
+process and for several under torchrun: a :class:`~decay_model.neural.distributed.World` says
+which share of each batch this process trains on and sums what the ranks must agree on.
 """
 
 from __future__ import annotations
@@ -17,29 +19,42 @@ from torch import nn
 
 from decay_model.neural.checkpoint import save_checkpoint
 from decay_model.neural.config import NeuralDecayConfig
+from decay_model.neural.distributed import World
 from decay_model.neural.network import NeuralDecayNet, to_device
-from decay_model.sequences import GroupData
+from decay_model.sequences import GroupData, padded_groups
 
 #: Streams drawn from ``NeuralDecayConfig.seed``: one seed each for the initial weights and the
 #: dropout masks (the shuffling generator is seeded with ``seed`` itself).
 _INIT_STREAM, _DROPOUT_STREAM = 1, 2
 
 
-def stream_seed(seed: int, stream: int) -> int:
-    """An independent seed for one use of ``seed`` (numpy SeedSequence), so the streams differ."""
-    return int(np.random.SeedSequence([int(seed), stream]).generate_state(1, np.uint64)[0] >> 1)
+def stream_seed(seed: int, stream: int, rank: int = 0) -> int:
+    """An independent seed for one use of ``seed`` (numpy SeedSequence), so the streams differ.
+
+    ``rank`` > 0 gives a torchrun rank a stream of its own; rank 0 has the single process's.
+    """
+    words = [int(seed), stream] + ([rank] if rank else [])
+    return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> 1)
 
 
-def seeded_generators(seed: int, device: str | torch.device) -> tuple[torch.Generator, torch.Generator]:
-    """The generators of a fit with this seed: initial weights (CPU) and dropout masks (``device``)."""
+def seeded_generators(
+    seed: int, device: str | torch.device, rank: int = 0
+) -> tuple[torch.Generator, torch.Generator]:
+    """The generators of a fit with this seed: initial weights (CPU) and dropout masks (``device``).
+
+    Under torchrun each rank > 0 draws its dropout masks from a stream of its own (rank 0 from
+    the single process's), so that the ranks' masks are independent, as one process's are.
+    """
     init = torch.Generator().manual_seed(stream_seed(seed, _INIT_STREAM))
-    dropout = torch.Generator(device=torch.device(device)).manual_seed(stream_seed(seed, _DROPOUT_STREAM))
+    dropout = torch.Generator(device=torch.device(device)).manual_seed(
+        stream_seed(seed, _DROPOUT_STREAM, rank)
+    )
     return init, dropout
 
 
-def steps_per_epoch(data: GroupData, config: NeuralDecayConfig) -> int:
-    """Optimizer steps in one epoch over ``data``."""
-    return math.ceil(data.n_groups / config.batch_groups)
+def steps_per_epoch(data: GroupData, config: NeuralDecayConfig, world_size: int = 1) -> int:
+    """Optimizer steps in one epoch over ``data`` (the same on every rank of a world of ``world_size``)."""
+    return math.ceil(padded_groups(data.n_groups, world_size) / config.batch_groups)
 
 
 def make_optimizer(
@@ -118,15 +133,24 @@ def train_epochs(
     checkpoint: Path | None,
     show_progress: bool | Any,
     on_batch: Callable[[int, int], None] | None,
+    world: World | None = None,
+    trainer: nn.Module | None = None,
 ) -> None:
     """Train epoch after epoch from ``state["epoch"]`` on, until ``config.epochs`` or early stopping.
 
     ``state`` (epoch, best validation log-loss and its weights, epochs without improvement,
-    history) is updated in place; ``evaluate`` returns the current network's validation metrics;
-    the checkpoint, when a path is given, is rewritten after every epoch.
+    history) is updated in place; ``evaluate`` returns the current network's validation metrics,
+    the same on every rank; the checkpoint, when a path is given, is rewritten after every epoch.
+    In a ``world`` of several ranks, this rank trains on its share of every batch through
+    ``trainer`` (``net``'s DistributedDataParallel wrapper), the training loss is summed over the
+    ranks, and rank 0 alone shows progress and writes the checkpoint (with every rank's dropout
+    generator).
     """
     cfg = config
-    bar = _Bar(show_progress, cfg.epochs, steps_per_epoch(data, cfg))
+    world = world or World()
+    trainer = trainer or net
+    bar = _Bar(show_progress if world.main else False, cfg.epochs, steps_per_epoch(data, cfg, world.size))
+    shard = (world.rank, world.size)
     with bar:
         for epoch in range(state["epoch"], cfg.epochs):
             if state["bad_epochs"] >= cfg.patience:
@@ -135,12 +159,12 @@ def train_epochs(
             total, count = 0.0, 0
             bar.start_epoch(epoch)
             for i, batch in enumerate(
-                data.batches(cfg.batch_groups, vocab, cfg.max_len, cfg.max_cat_events, shuffle)
+                data.batches(cfg.batch_groups, vocab, cfg.max_len, cfg.max_cat_events, shuffle, shard)
             ):
                 batch.pop("cand_index")
                 batch = to_device(batch, device)
                 with autocast():
-                    _, loss = net(batch)
+                    _, loss = trainer(batch)
                 assert loss is not None
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -153,6 +177,8 @@ def train_epochs(
                 bar.step(total / max(count, 1))
                 if on_batch is not None:
                     on_batch(epoch, i)
+            if world.size > 1:
+                total, count = (float(v) for v in world.sum(np.array([total, count])))
             metrics = {
                 "epoch": epoch + 1,
                 "train_loss": total / max(count, 1),
@@ -167,8 +193,9 @@ def train_epochs(
                 state["bad_epochs"] += 1
             state["epoch"] = epoch + 1
             bar.end_epoch(metrics)
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, cfg, vocab, net, opt, sched, shuffle, dropout, state)
+            ranks = world.gather(dropout.get_state()) if world.size > 1 else None
+            if checkpoint is not None and world.main:
+                save_checkpoint(checkpoint, cfg, vocab, net, opt, sched, shuffle, dropout, state, ranks)
 
 
 class _Bar:
