@@ -18,10 +18,12 @@ its on-disk cache of this file, so a change there needs a change here (or a clea
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -745,12 +747,19 @@ def _fill_user(i, counters, par, item_table, user, cat, cats, present, flat_uc, 
         )
 
 
+if not os.environ.get("NUMBA_THREADING_LAYER"):
+    # Numba's OpenMP layer shares OpenMP's thread count with torch: its first parallel call sets
+    # that count to Numba's, which silently changes torch's intra-op threads (and with them a
+    # trained model's numbers) in every process that steps the simulator. The workqueue layer
+    # keeps its own threads. A user's choice (NUMBA_THREADING_LAYER) is left alone.
+    numba.config.THREADING_LAYER = "workqueue"
+
 PARALLEL_FROM = {"step": 64, "observe": 2048, "fill": 2048, "fade": 2048}
 """Batches of at least this many users run on all of Numba's threads; smaller ones in the calling
 thread (waking the threads costs more than a light loop over a few hundred users)."""
 
 _SERIAL, _PARALLEL = _loops(False), _loops(True)
-# Numba's default threading layer (workqueue) must not run two parallel kernels at once: a batch
+# Numba's workqueue threading layer must not run two parallel kernels at once: a batch
 # that finds the threads busy (another Python thread stepping another env) runs serially instead
 # (same numbers either way).
 _THREADS = threading.Lock()
