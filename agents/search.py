@@ -127,10 +127,12 @@ class _ReportToPruner(BaseCallback):
         self.trial = trial
         self.step = 0
         self.pruned = False
+        self.reported: list[float] = []
 
     def _on_step(self) -> bool:
         self.step += 1
-        self.trial.report(float(self.parent.last_mean_reward), self.step)  # type: ignore[union-attr]
+        self.reported.append(float(self.parent.last_mean_reward))  # type: ignore[union-attr]
+        self.trial.report(self.reported[-1], self.step)
         self.pruned = self.trial.should_prune()
         return not self.pruned
 
@@ -167,7 +169,7 @@ def objective(settings: SearchSettings, out: Path) -> Callable[[optuna.Trial], f
         result = train(trial_settings(settings, entry), run_dir, after_eval=reporter)
         trial.set_user_attr("wall_s", result.summary["wall_s"])
         if reporter.pruned:
-            raise optuna.TrialPruned(f"validation return {trial.intermediate_values} behind the median")
+            raise optuna.TrialPruned(f"validation returns {reporter.reported} behind the median")
         best = run_dir / "best_model.zip"
         policy = load_policy(best if best.is_file() else run_dir, settings.preset, device="cpu")
         extra = {} if settings.sim is None else {"sim": settings.sim}
