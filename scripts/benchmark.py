@@ -15,19 +15,8 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 
-from agents.benchmark import (
-    LEVELS,
-    BenchmarkRun,
-    Commands,
-    Level,
-    explained_run,
-    missing_seeds,
-    stage_evaluate,
-    stage_explain,
-    stage_train,
-    stage_tune,
-    write_report,
-)
+from agents.benchmark import LEVELS, BenchmarkRun, Commands, Level, run_stages
+from agents.engines import add_engine_options, engine_from_args
 from agents.trained import ALGOS
 from decay_model.errors import ConfigError
 from scripts import evaluate as evaluate_script
@@ -37,6 +26,7 @@ from scripts.common import (
     add_simulator_options,
     console,
     make_run_dir,
+    progress,
     resolve_simulator,
     run_cli,
     write_provenance,
@@ -78,6 +68,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="train nothing: report the training runs already finished in --out (the missing seeds are "
         "listed in summary.json), e.g. when the budget ran out before every seed finished",
     )
+    parser.add_argument("--device", help="torch device of the training runs (default: auto)")
+    add_engine_options(parser)
     return parser.parse_args(argv)
 
 
@@ -107,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run (or finish) the benchmark; returns the exit status."""
     args = parse_args(argv)
     level = check_args(args)
+    engine = engine_from_args(args, progress)  # a missing Ray fails before the run folder is made
     run_dir = make_run_dir(args.out, "benchmark", args.simulator.label, args.seed)
     write_provenance(
         run_dir,
@@ -129,17 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         algos=tuple(args.algos),
         policies=tuple(args.policies),
         finished_only=args.finished_only,
+        device=args.device,
     )
-    console.print(f"[bold]benchmark[/bold] {args.level} on {args.simulator.label}: tuning the baselines")
-    tuned = stage_tune(bench, COMMANDS)
-    console.print(
-        f"training {', '.join(args.algos)} on {level.train_seeds} seed(s) x {level.timesteps:,} steps"
-    )
-    runs = stage_train(bench, COMMANDS)
-    missing = missing_seeds(bench, runs)
-    best_run = explained_run(bench, runs)
-    tree = stage_explain(bench, COMMANDS, best_run, tuned)
-    eval_dir = stage_evaluate(bench, COMMANDS, runs, tree, tuned)
     header = {
         "level": args.level,
         "budgets": asdict(level),
@@ -147,7 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "simulator": args.simulator.record(),
         "seed": args.seed,
     }
-    console.print(write_report(bench, header, runs, missing, best_run, tree, eval_dir))
+    console.print(f"[bold]benchmark[/bold] {args.level} on {args.simulator.label}: tuning the baselines")
+    with engine:
+        console.print(run_stages(bench, COMMANDS, engine, header, console.print))
     print(f"benchmark written to {run_dir}")
     return 0
 
