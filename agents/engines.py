@@ -251,6 +251,7 @@ class RayEngine(Engine):
                         unit = next_unit(len(pending))
                         if unit is None:
                             break
+                        self._check_fits(unit)
                         key = f"{stage}/{unit.name}/{next(self.keys)}"
                         options = {"num_cpus": unit.num_cpus, "num_gpus": unit.num_gpus, "name": key}
                         ref = self.remote.options(**options).remote(
@@ -280,6 +281,18 @@ class RayEngine(Engine):
             for ref in pending:  # interrupted: stop what still runs, its unit resumes next time
                 ray.cancel(ref, force=True)
         self._say(self._line(stage, done, failed))
+
+    def _check_fits(self, unit: Unit) -> None:
+        """ConfigError if no node of the cluster has the CPUs or GPUs ``unit`` asks for.
+
+        Ray would keep such a task queued for ever, waiting for a node that never comes.
+        """
+        nodes = [n["Resources"] for n in self.ray.nodes() if n.get("Alive")]
+        for resource, need in (("CPU", unit.num_cpus), ("GPU", unit.num_gpus)):
+            if need > max((n.get(resource, 0) for n in nodes), default=0):
+                raise ConfigError(
+                    f"{unit.name} asks Ray for {need:g} {resource}(s): no node of the cluster has them"
+                )
 
     def _collect(self, ref: Any, unit: Unit) -> tuple[Outcome, str]:
         """The outcome of a finished task, and the remote traceback of a failed one."""

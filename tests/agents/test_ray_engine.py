@@ -59,6 +59,8 @@ def test_a_failed_ray_task_is_reported_and_the_others_finish(ray_instance):
     ]
     with pytest.raises(ValueError, match="math domain error"):
         engine.run_one("demo", Unit("again", math.sqrt, (-1.0,)))
+    with pytest.raises(ConfigError, match=r"gpu asks Ray for 1 GPU\(s\): no node"):  # not queued for ever
+        engine.run("demo", [Unit("gpu", math.sqrt, (1.0,), num_gpus=1)])
     engine.close()
     assert ray_instance.is_initialized()  # an instance the engine did not start is left running
 
