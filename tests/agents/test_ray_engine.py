@@ -3,11 +3,13 @@ import json
 import math
 import sys
 
+import pandas as pd
 import pytest
 
 from agents.engines import RayEngine, Unit
 from decay_model.errors import ConfigError
 from scripts import benchmark
+from scripts import search as search_script
 
 needs_ray = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="ray is not installed: pip install -e '.[ray]'"
@@ -65,6 +67,19 @@ def test_a_failed_ray_task_is_reported_and_the_others_finish(ray_instance):
     assert ray_instance.is_initialized()  # an instance the engine did not start is left running
 
 
+@needs_ray
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_ray_search_runs_trials_side_by_side_and_writes_its_results(ray_instance, tmp_path):
+    out = tmp_path / "search"
+    tiny = ["--preset", "small", "--trials", "2", "--timesteps", "1024", "--valid-users", "8"]
+    tiny += ["--search-users", "8", "--evaluations", "2", "--out", str(out)]
+    assert search_script.main([*tiny, "--engine", "ray", "--parallel", "2"]) == 0
+    table = pd.read_csv(out / "trials.csv")
+    assert sorted(table["trial"]) == [0, 1] and set(table["state"]) <= {"complete", "pruned"}
+    assert (out / "best.yml").read_text().startswith("# Found by: decaygym-search --preset small")
+    assert table["learning_rate"].nunique() == 2  # the two trials were drawn apart
+
+
 def test_the_ray_engine_without_ray_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
     with pytest.raises(ConfigError, match=r"pip install -e '\.\[ray\]'"):
@@ -72,3 +87,5 @@ def test_the_ray_engine_without_ray_says_how_to_install_it(monkeypatch, tmp_path
             ["--level", "smoke", "--preset", "small", "--engine", "ray", "--out", str(tmp_path / "b")]
         )
     assert not (tmp_path / "b").exists()
+    with pytest.raises(ConfigError, match="need --engine ray"):
+        search_script.main(["--preset", "small", "--parallel", "2", "--out", str(tmp_path / "s")])
