@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -146,9 +147,10 @@ class Engine:
             self.progress().console.print(text, markup=markup, highlight=False)
 
     @staticmethod
-    def _line(stage: str, done: int, failed: int, running: int = 0, queued: int = 0) -> str:
+    def _line(stage: str, done: int, failed: int, running: int | None = None, queued: int = 0) -> str:
+        """``stage: 3 done, 2 running, 1 queued, 0 failed`` (no running count once the stage is over)."""
         parts = [f"{done} done", f"{running} running", f"{queued} queued", f"{failed} failed"]
-        return f"{stage}: " + ", ".join(p for p in parts if not p.startswith("0 q"))
+        return f"{stage}: " + ", ".join(p for p in parts if not p.startswith(("None", "0 queued")))
 
 
 class LocalEngine(Engine):
@@ -176,18 +178,27 @@ class LocalEngine(Engine):
             self._say(self._line(stage, done, failed))
 
 
-def _run_unit(fn: Callable[..., Any], args: tuple[Any, ...], threads: int, tracker: Any, key: str) -> Any:
-    """A Ray task's body: say it started, run torch on the unit's CPUs, call the unit."""
+def _run_unit(
+    fn: Callable[..., Any], args: tuple[Any, ...], threads: int, cwd: str, tracker: Any, key: str
+) -> Any:
+    """A Ray task's body: say it started, run torch on the unit's CPUs, call the unit.
+
+    It runs in the caller's folder ``cwd`` where the node has it (a shared file system), so that
+    relative paths mean what they mean to the caller.
+    """
     import torch
 
     if tracker is not None:
         tracker.mark.remote(key)
-    before = torch.get_num_threads()
+    before, here = torch.get_num_threads(), os.getcwd()
     torch.set_num_threads(threads)
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
     try:
         return fn(*args)
     finally:
         torch.set_num_threads(before)
+        os.chdir(here)
 
 
 class _Started:
@@ -210,7 +221,8 @@ class RayEngine(Engine):
     all of them) and shuts it down on :meth:`close`; with one it joins that cluster (``auto``: the
     one started on this machine by ``ray start``). An instance already running in this process is
     used as it is. Every node must have decaygym installed, and the run folders must be on a file
-    system every node sees (the units write into them).
+    system every node sees (the units write into them); a task runs in the caller's folder where
+    its node has that folder, so relative paths resolve there as they do for the caller.
     """
 
     name = "ray"
@@ -243,7 +255,7 @@ class RayEngine(Engine):
         pending: dict[Any, tuple[Unit, str]] = {}
         done = failed = 0
         bar = self.progress() if self.progress is not None else Progress(disable=True)
-        task = bar.add_task(stage, total=total)
+        task = bar.add_task(self._line(stage, 0, 0, 0), total=total)
         try:
             with bar:
                 while True:
@@ -255,7 +267,7 @@ class RayEngine(Engine):
                         key = f"{stage}/{unit.name}/{next(self.keys)}"
                         options = {"num_cpus": unit.num_cpus, "num_gpus": unit.num_gpus, "name": key}
                         ref = self.remote.options(**options).remote(
-                            unit.fn, unit.args, max(1, int(unit.num_cpus)), self.tracker, key
+                            unit.fn, unit.args, max(1, int(unit.num_cpus)), os.getcwd(), self.tracker, key
                         )
                         pending[ref] = (unit, key)
                     if not pending:

@@ -1,6 +1,7 @@
 import importlib.util
 import json
 import math
+import os
 import sys
 
 import pandas as pd
@@ -47,6 +48,12 @@ def test_the_ray_benchmark_gives_the_local_engines_numbers(ray_instance, tmp_pat
     ray = numbers(json.loads((tmp_path / "ray" / "summary.json").read_text()))
     assert len(local) > 1000 and ray == local
     assert json.loads((tmp_path / "ray" / "summary.json").read_text())["failed_units"] == []
+
+
+@needs_ray
+def test_a_ray_task_runs_in_the_callers_folder(ray_instance, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # after Ray started its workers elsewhere
+    assert RayEngine().run_one("demo", Unit("cwd", os.getcwd)) == str(tmp_path)
 
 
 @needs_ray
