@@ -4,8 +4,10 @@ Examples:
     python -m scripts.benchmark --level quick --out runs/benchmark_quick
     python -m scripts.benchmark --level full --preset default --algos ppo --out runs/benchmark_full
     python -m scripts.benchmark --level quick --policies myrules:Cutoff --out runs/benchmark_mine
+    python -m scripts.benchmark --level full --engine ray --address auto --out runs/benchmark_full
 
-The stages, what each writes into ``--out`` and the budgets of ``--level``: ``agents.benchmark``.
+The stages, what each writes into ``--out`` and the budgets of ``--level``: ``agents.benchmark``;
+``--engine ray`` runs the training runs side by side as Ray tasks (``agents.engines``).
 Running the same command again after a crash finishes the benchmark without redoing what is done.
 """
 
