@@ -103,9 +103,12 @@ class Engine:
         """Every failed unit so far (:meth:`Outcome.record`), across stages."""
 
     def stream(
-        self, stage: str, next_unit: Callable[[int], Unit | None], total: int | None = None,
+        self,
+        stage: str,
+        next_unit: Callable[[int], Unit | None],
+        total: int | None = None,
         parallel: int | None = None,
-    ) -> Iterator[Outcome]:  # fmt: skip
+    ) -> Iterator[Outcome]:
         """Outcomes as units finish; ``next_unit(running)`` gives the next unit, None for none now.
 
         It is asked whenever fewer than ``parallel`` units are under way (None: no limit), so a
@@ -159,9 +162,12 @@ class LocalEngine(Engine):
     name = "local"
 
     def stream(
-        self, stage: str, next_unit: Callable[[int], Unit | None], total: int | None = None,
+        self,
+        stage: str,
+        next_unit: Callable[[int], Unit | None],
+        total: int | None = None,
         parallel: int | None = None,
-    ) -> Iterator[Outcome]:  # fmt: skip
+    ) -> Iterator[Outcome]:
         """See :meth:`Engine.stream`; one unit at a time whatever ``parallel`` is."""
         done = failed = 0
         while (unit := next_unit(0)) is not None:
@@ -247,9 +253,12 @@ class RayEngine(Engine):
         self.keys = itertools.count()
 
     def stream(
-        self, stage: str, next_unit: Callable[[int], Unit | None], total: int | None = None,
+        self,
+        stage: str,
+        next_unit: Callable[[int], Unit | None],
+        total: int | None = None,
         parallel: int | None = None,
-    ) -> Iterator[Outcome]:  # fmt: skip
+    ) -> Iterator[Outcome]:
         """See :meth:`Engine.stream`; units under way are Ray tasks (Ray queues what cannot run yet)."""
         ray = self.ray
         pending: dict[Any, tuple[Unit, str]] = {}
