@@ -4,8 +4,7 @@ The benchmark's stages and the parallel hyperparameter search describe their wor
 :class:`Unit` values (a function the workers can import, its arguments, the CPUs and GPUs it
 needs) and hand them to an :class:`Engine`:
 
-- :class:`LocalEngine` (the default) calls them in order in this process, as the commands always
-  did;
+- :class:`LocalEngine` (the default) calls them in order in this process;
 - :class:`RayEngine` submits each as a Ray task that declares its ``num_cpus`` and ``num_gpus``
   and waits for them, on a Ray instance it starts in this process (``ray.init(num_cpus=...)``) or
   on a cluster it joins (``address``). Ray is imported here only when a :class:`RayEngine` is
@@ -95,8 +94,6 @@ def _message(exc: BaseException) -> str:
 class Engine:
     """Runs units and remembers the failed ones; subclasses say where a unit runs."""
 
-    name = "engine"
-
     def __init__(self, progress: ProgressFactory | None = None) -> None:
         self.progress = progress
         self.failures: list[dict[str, Any]] = []
@@ -158,8 +155,6 @@ class Engine:
 
 class LocalEngine(Engine):
     """Units one after another in this process (a unit's own progress display stays its own)."""
-
-    name = "local"
 
     def stream(
         self,
@@ -230,8 +225,6 @@ class RayEngine(Engine):
     system every node sees (the units write into them); a task runs in the caller's folder where
     its node has that folder, so relative paths resolve there as they do for the caller.
     """
-
-    name = "ray"
 
     def __init__(
         self, address: str | None = None, num_cpus: int | None = None, progress: ProgressFactory | None = None
