@@ -26,7 +26,12 @@ redoing what is done. Budgets are :data:`LEVELS`: ``smoke`` (CI, about a minute 
 
 The stages run the evaluate, train and explain commands with the options a user would give
 them (so each stage's folder is that command's run folder, provenance included); the caller
-passes those commands in as :class:`Commands`.
+passes those commands in as :class:`Commands`, and an engine (``agents.engines``) that runs each
+stage's units: one after another in this process by default, or as Ray tasks (the training runs
+in parallel, one task per agent and seed; tuning, the tree and the evaluation one task each).
+A training run that fails does not stop the others: its seed is reported missing and its error
+listed in ``table.md`` and ``summary.json`` (``failed_units``); running the benchmark again
+retries it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agents.engines import Engine, LocalEngine, Unit
 from agents.evaluation import paired_difference
 from agents.statistics import hierarchical_bootstrap, holm_bootstrap, paired_hierarchical_bootstrap
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
@@ -153,13 +159,16 @@ class BenchmarkRun:
     """More policies evaluated beside the baselines, agents and tree (evaluate's specs)."""
     finished_only: bool = False
     """Train nothing: report the training runs already finished."""
+    device: str | None = None
+    """Torch device of the training runs (None: ``decaygym-train``'s ``auto``); a CUDA device makes
+    each run ask an engine for one GPU."""
 
 
 def _done(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
-def stage_tune(bench: BenchmarkRun, commands: Commands) -> Path:
+def stage_tune(bench: BenchmarkRun, commands: Commands, engine: Engine | None = None) -> Path:
     """Tune the baselines and the tunable policies once (evaluating on a few users writes tuned.json).
 
     A tuned.json without one of the tunable rules asked for now, or without the best rule (one
@@ -174,46 +183,71 @@ def stage_tune(bench: BenchmarkRun, commands: Commands) -> Path:
         if set(custom) <= set(data.get("custom", {})) and "best_rule" in data.get("tuned", {}):
             return tuned
     scratch = bench.run_dir / "tuning"
-    commands.evaluate(
-        [
-            *bench.simulator_argv, "--seed", str(bench.seed),
-            "--policies", "threshold", "threshold_plus", "best_rule", *custom,
-            "--eval-users", "8", "--train-users", str(level.tuning_users), "--out", str(scratch),
-            "--grid", level.show_above, level.retire_below, "--max-unanswered", level.max_unanswered,
-        ]
-    )  # fmt: skip
+    argv = [
+        *bench.simulator_argv, "--seed", str(bench.seed),
+        "--policies", "threshold", "threshold_plus", "best_rule", *custom,
+        "--eval-users", "8", "--train-users", str(level.tuning_users), "--out", str(scratch),
+        "--grid", level.show_above, level.retire_below, "--max-unanswered", level.max_unanswered,
+    ]  # fmt: skip
+    (engine or LocalEngine()).run_one("tune", Unit("tuning", commands.evaluate, (argv,)))
     atomic_write_bytes(tuned, (scratch / "tuned.json").read_bytes())
     return tuned
 
 
-def stage_train(bench: BenchmarkRun, commands: Commands) -> dict[str, list[Path]]:
-    """Train every agent on every training seed; finished runs are kept, interrupted ones resumed."""
+def stage_train(
+    bench: BenchmarkRun, commands: Commands, engine: Engine | None = None
+) -> dict[str, list[Path]]:
+    """Train every agent on every training seed; finished runs are kept, interrupted ones resumed.
+
+    Each unfinished run is one unit of ``engine`` (default: one after another here); a run that
+    fails is left out of the result (``missing_seeds`` names it; the engine's ``failures`` says why).
+    """
     level = bench.level
-    runs: dict[str, list[Path]] = {}
+    planned: list[tuple[str, Path, Unit | None]] = []
     for algo in bench.algos:
         for k in range(level.train_seeds):
             out = bench.run_dir / "train" / f"{algo}_seed{bench.seed + k}"
             if _done(out / "summary.json"):
-                runs.setdefault(algo, []).append(out)
+                planned.append((algo, out, None))
                 continue
             if bench.finished_only:
                 continue
+            argv = [
+                "--algo", algo, *bench.simulator_argv, "--seed", str(bench.seed + k),
+                "--timesteps", str(level.timesteps), "--eval-users", str(level.valid_users),
+            ]  # fmt: skip
+            if level.n_envs is not None:
+                argv += ["--n-envs", str(level.n_envs)]
+            tuned_file = level_hyperparams(level, algo)
+            if tuned_file is not None:
+                argv += ["--hyperparams", str(tuned_file)]
+            gpus = 1 if (bench.device or "").startswith("cuda") else 0
+            labels = {"agent": algo, "seed": bench.seed + k}
+            unit = Unit(out.name, train_unit, (commands.train, out, argv, bench.device), 1, gpus, labels)
+            planned.append((algo, out, unit))
+    units = [unit for _, _, unit in planned if unit is not None]
+    trained = {o.unit.name for o in (engine or LocalEngine()).run("train", units) if o.ok}
+    runs: dict[str, list[Path]] = {}
+    for algo, out, unit in planned:
+        if unit is None or unit.name in trained:
             runs.setdefault(algo, []).append(out)
-            argv = ["--out", str(out)]
-            if (out / "checkpoints" / "latest.json").is_file():
-                argv.append("--resume")
-            else:
-                argv += [
-                    "--algo", algo, *bench.simulator_argv, "--seed", str(bench.seed + k),
-                    "--timesteps", str(level.timesteps), "--eval-users", str(level.valid_users),
-                ]  # fmt: skip
-                if level.n_envs is not None:
-                    argv += ["--n-envs", str(level.n_envs)]
-                tuned_file = level_hyperparams(level, algo)
-                if tuned_file is not None:
-                    argv += ["--hyperparams", str(tuned_file)]
-            commands.train(argv)
     return runs
+
+
+def train_unit(train: Command, out: Path, argv: list[str], device: str | None = None) -> int:
+    """One training run into ``out``: resumed from its checkpoint if it has one, else started with ``argv``.
+
+    Decided when the unit runs, so that a unit run again (a rerun benchmark, a retried Ray task)
+    continues where the last attempt stopped.
+    """
+    resume = (out / "checkpoints" / "latest.json").is_file()
+    full = ["--out", str(out), *(["--resume"] if resume else argv)]
+    if device is not None:
+        full += ["--device", device]
+    status = train(full)
+    if status:
+        raise RuntimeError(f"decaygym-train {' '.join(full)} exited with status {status}")
+    return status
 
 
 def level_hyperparams(level: Level, algo: str) -> Path | None:
@@ -231,11 +265,18 @@ def missing_seeds(bench: BenchmarkRun, runs: dict[str, list[Path]]) -> dict[str,
     return {algo: [k for k in wanted if f"{algo}_seed{k}" not in names] for algo in bench.algos}
 
 
-def explained_run(bench: BenchmarkRun, runs: dict[str, list[Path]]) -> Path:
-    """The first agent's run with the best validation return; ConfigError if an agent has no run."""
+def explained_run(
+    bench: BenchmarkRun, runs: dict[str, list[Path]], failures: Sequence[dict[str, Any]] = ()
+) -> Path:
+    """The first agent's run with the best validation return; ConfigError if an agent has no run.
+
+    The error lists ``failures`` (the training units that failed, ``Engine.failures``), if any.
+    """
     if not all(runs.get(algo) for algo in bench.algos):
+        why = "".join(f"; {f['unit']} failed: {f['error']}" for f in failures)
+        what = "--finished-only: " if bench.finished_only else ""
         raise ConfigError(
-            f"--finished-only: no finished training run for {', '.join(bench.algos)} in {bench.run_dir}"
+            f"{what}no finished training run for {', '.join(bench.algos)} in {bench.run_dir}{why}"
         )
     return max(
         runs[bench.algos[0]],
@@ -249,35 +290,40 @@ def model_path(run: Path) -> Path:
     return best if best.is_file() else run / "model.zip"
 
 
-def stage_explain(bench: BenchmarkRun, commands: Commands, run: Path, tuned: Path) -> Path:
+def stage_explain(
+    bench: BenchmarkRun, commands: Commands, run: Path, tuned: Path, engine: Engine | None = None
+) -> Path:
     """Distil one trained agent into a tree; returns the tree file."""
     out = bench.run_dir / f"tree_{run.name}"  # the folder names the tree's row in the table
     tree = out / "tree.json"
     if not _done(tree):
         users = str(bench.level.explain_users)
-        commands.explain(
-            [
-                "--policy", str(model_path(run)), *bench.simulator_argv, "--seed", str(bench.seed),
-                "--out", str(out), "--train-users", users, "--check-users", users, "--tuned", str(tuned),
-            ]
-        )  # fmt: skip
+        argv = [
+            "--policy", str(model_path(run)), *bench.simulator_argv, "--seed", str(bench.seed),
+            "--out", str(out), "--train-users", users, "--check-users", users, "--tuned", str(tuned),
+        ]  # fmt: skip
+        (engine or LocalEngine()).run_one("explain", Unit(out.name, commands.explain, (argv,)))
     return tree
 
 
 def stage_evaluate(
-    bench: BenchmarkRun, commands: Commands, runs: dict[str, list[Path]], tree: Path, tuned: Path
+    bench: BenchmarkRun,
+    commands: Commands,
+    runs: dict[str, list[Path]],
+    tree: Path,
+    tuned: Path,
+    engine: Engine | None = None,
 ) -> Path:
     """Every policy on the same held-out users; returns the evaluation folder."""
     out = bench.run_dir / "evaluate"
     models = [str(model_path(r)) for algo_runs in runs.values() for r in algo_runs]
     wanted = [*BASELINE_POLICIES, *models, str(tree), *bench.policies]
     if not _done(out / "summary.json") or not _evaluated(out / "summary.json", wanted, commands.spec_key):
-        commands.evaluate(
-            [
-                *bench.simulator_argv, "--seed", str(bench.seed), "--eval-users", str(bench.level.eval_users),
-                "--tuned", str(tuned), "--out", str(out), "--policies", *wanted,
-            ]
-        )  # fmt: skip
+        argv = [
+            *bench.simulator_argv, "--seed", str(bench.seed), "--eval-users", str(bench.level.eval_users),
+            "--tuned", str(tuned), "--out", str(out), "--policies", *wanted,
+        ]  # fmt: skip
+        (engine or LocalEngine()).run_one("evaluate", Unit("evaluation", commands.evaluate, (argv,)))
     return out
 
 
@@ -475,10 +521,12 @@ def write_report(
     explained: Path,
     tree: Path,
     eval_dir: Path,
+    failures: Sequence[dict[str, Any]] = (),
 ) -> str:
     """``table.md``, ``table.csv``, ``summary.json`` and the plots; returns the agents' tables (markdown).
 
-    ``header`` opens ``summary.json`` (what the run was: level, budgets, simulator, seed).
+    ``header`` opens ``summary.json`` (what the run was: level, budgets, simulator, seed);
+    ``failures`` are the units that failed (``Engine.failures``), listed in both.
     """
     run_dir = bench.run_dir
     summary = json.loads((eval_dir / "summary.json").read_text())
@@ -489,6 +537,8 @@ def write_report(
     table = (eval_dir / "table.md").read_text() + agents_tables
     if any(missing.values()):
         table += f"\nTraining seeds not finished, left out of this report: {missing}\n"
+    for f in failures:
+        table += f"\nFailed: {f['stage']} {f['unit']}: {f['error']}\n"
     rules = tree.parent / "rules.txt"
     if rules.is_file():
         table += f"\n## What {explained.name} does, as a tree\n\n```\n{rules.read_text().strip()}\n```\n"
@@ -507,6 +557,7 @@ def write_report(
             "agents": spread,
             "explained_run": explained.name,
             "missing_training_seeds": missing,
+            "failed_units": list(failures),
             "notes": [
                 *summary.get("notes", []),
                 "agents: the spread across training seeds is separate from the intervals over users",
@@ -514,3 +565,22 @@ def write_report(
         },
     )
     return agents_tables
+
+
+def run_stages(
+    bench: BenchmarkRun,
+    commands: Commands,
+    engine: Engine,
+    header: dict[str, Any],
+    say: Callable[[str], None] = print,
+) -> str:
+    """Every stage on ``engine``, then the report (``write_report``); returns the agents' tables."""
+    tuned = stage_tune(bench, commands, engine)
+    level = bench.level
+    say(f"training {', '.join(bench.algos)} on {level.train_seeds} seed(s) x {level.timesteps:,} steps")
+    runs = stage_train(bench, commands, engine)
+    best_run = explained_run(bench, runs, engine.failures)
+    tree = stage_explain(bench, commands, best_run, tuned, engine)
+    eval_dir = stage_evaluate(bench, commands, runs, tree, tuned, engine)
+    missing = missing_seeds(bench, runs)
+    return write_report(bench, header, runs, missing, best_run, tree, eval_dir, engine.failures)

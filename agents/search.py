@@ -13,11 +13,21 @@ finished trials are kept, a trial that was running is marked failed and its slot
 Written beside it: ``trials/<number>/`` (each trial's run folder), ``trials.csv`` (every trial,
 its parameters, state and score), ``best.yml`` (the best trial as an RL Zoo entry for
 ``decaygym-train --hyperparams``, with the command and score in a comment) and ``summary.json``.
+
+``search_parallel(settings, out, engine, parallel)`` runs the same search with ``parallel``
+trials under way at once, each a unit of an ``agents.engines`` engine (a Ray task with
+``--engine ray``). The sampler stays with the caller: it draws a trial's values when the trial
+starts (TPE with the constant liar, so trials under way are not drawn again), and the unit
+trains and scores that trial against the shared study storage, where its validations meet the
+pruner. The storage is ``OUT/study.db`` or an RDB URL (``storage``: a database every node of a
+cluster reaches; SQLite on a network file system is not safe). Which trials come first depends
+on which finish first, so a parallel search is resumable but not repeatable trial for trial.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +41,7 @@ from rich.progress import Progress
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents import seeds
+from agents.engines import Engine, Unit
 from agents.evaluation import evaluate
 from agents.trained import env_id, load_policy
 from agents.training import DEFAULT_TORCH_THREADS, TrainSettings, train
@@ -38,6 +49,7 @@ from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
 
 STUDY_FILE = "study.db"
+STUDY_NAME = "decaygym"
 BEST_FILE = "best.yml"
 TRIALS_FILE = "trials.csv"
 SUMMARY_FILE = "summary.json"
@@ -130,10 +142,12 @@ class _ReportToPruner(BaseCallback):
         self.trial = trial
         self.step = 0
         self.pruned = False
+        self.reported: list[float] = []
 
     def _on_step(self) -> bool:
         self.step += 1
-        self.trial.report(float(self.parent.last_mean_reward), self.step)  # type: ignore[union-attr]
+        self.reported.append(float(self.parent.last_mean_reward))  # type: ignore[union-attr]
+        self.trial.report(self.reported[-1], self.step)
         self.pruned = self.trial.should_prune()
         return not self.pruned
 
@@ -170,7 +184,7 @@ def objective(settings: SearchSettings, out: Path) -> Callable[[optuna.Trial], f
         result = train(trial_settings(settings, entry), run_dir, after_eval=reporter)
         trial.set_user_attr("wall_s", result.summary["wall_s"])
         if reporter.pruned:
-            raise optuna.TrialPruned(f"validation return {trial.intermediate_values} behind the median")
+            raise optuna.TrialPruned(f"validation returns {reporter.reported} behind the median")
         best = run_dir / "best_model.zip"
         policy = load_policy(best if best.is_file() else run_dir, settings.preset, device="cpu")
         extra = {} if settings.sim is None else {"sim": settings.sim}
@@ -180,15 +194,33 @@ def objective(settings: SearchSettings, out: Path) -> Callable[[optuna.Trial], f
     return score
 
 
-def open_study(settings: SearchSettings, out: Path) -> optuna.Study:
-    """The study in ``out/study.db``, created or reopened; trials left running are marked failed."""
+def storage_url(out: Path, storage: str | None = None) -> str:
+    """The study's RDB URL: ``storage``, else the SQLite file ``out/study.db``."""
+    return storage or f"sqlite:///{(out / STUDY_FILE).resolve()}"
+
+
+def _rdb(url: str) -> optuna.storages.RDBStorage:
+    """The storage at ``url``; SQLite waits for a lock other processes hold instead of failing at once."""
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def _pruner() -> optuna.pruners.BasePruner:
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+
+
+def open_study(settings: SearchSettings, out: Path, storage_at: str | None = None) -> optuna.Study:
+    """The study in ``out/study.db`` or at RDB URL ``storage_at``, created or reopened.
+
+    Trials left running (by a search that was killed) are marked failed.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{(out / STUDY_FILE).resolve()}")
+    storage = _rdb(storage_url(out, storage_at))
     study = optuna.create_study(
-        study_name="decaygym",
+        study_name=STUDY_NAME,
         storage=storage,
         direction="maximize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
+        pruner=_pruner(),
         load_if_exists=True,
     )
     stored = study.user_attrs.get("settings")
@@ -230,6 +262,71 @@ def search(
             write_results(study, settings, out, command)
     write_results(study, settings, out, command)
     return study
+
+
+def search_parallel(
+    settings: SearchSettings,
+    out: str | Path,
+    engine: Engine,
+    parallel: int,
+    *,
+    storage: str | None = None,
+    command: str = "",
+) -> optuna.Study:
+    """Run (or resume) the search with ``parallel`` trials at a time, each a unit of ``engine``.
+
+    A trial that fails with ValueError or RuntimeError, or whose worker died, is marked failed and
+    its slot run again (as :func:`search` does); any other error ends the search.
+    """
+    out = Path(out)
+    url = storage_url(out, storage)
+    study = open_study(settings, out, storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # constant_liar
+        study.sampler = optuna.samplers.TPESampler(seed=settings.seed + len(study.trials), constant_liar=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def next_trial(running: int) -> Unit | None:
+        if finished(study) + running >= settings.trials:
+            return None
+        trial = study.ask()
+        sample_ppo(trial, settings.base, settings.timesteps // settings.evaluations)  # drawn here
+        args = (settings, str(out), url, trial._trial_id)
+        return Unit(
+            str(trial.number), run_trial, args, settings.torch_threads, labels={"trial": trial.number}
+        )
+
+    for outcome in engine.stream("search", next_trial, total=settings.trials, parallel=parallel):
+        number = int(outcome.unit.name)
+        if outcome.ok:
+            state, value = outcome.value
+            study.tell(number, value if state == "complete" else None, state=TrialState[state.upper()])
+        else:
+            study.tell(number, state=TrialState.FAIL)
+            if not (outcome.lost or isinstance(outcome.exception, (ValueError, RuntimeError))):
+                write_results(study, settings, out, command)
+                raise outcome.exception or RuntimeError(outcome.error)
+        write_results(study, settings, out, command)
+    write_results(study, settings, out, command)
+    return study
+
+
+def run_trial(settings: SearchSettings, out: str, storage: str, trial_id: int) -> tuple[str, float | None]:
+    """Train and score one trial whose values were drawn already (``search_parallel``'s unit).
+
+    Returns ``("complete", score)`` or ``("pruned", None)``; its validations, sampled values and
+    wall time go to the study at ``storage``, where the pruner compares them with the other trials'.
+    """
+    study = optuna.load_study(
+        study_name=STUDY_NAME,
+        storage=_rdb(storage),
+        pruner=_pruner(),
+        sampler=optuna.samplers.RandomSampler(),
+    )
+    try:
+        return "complete", objective(settings, Path(out))(optuna.Trial(study, trial_id))
+    except optuna.TrialPruned:
+        return "pruned", None
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:

@@ -4,8 +4,10 @@ Examples:
     python -m scripts.benchmark --level quick --out runs/benchmark_quick
     python -m scripts.benchmark --level full --preset default --algos ppo --out runs/benchmark_full
     python -m scripts.benchmark --level quick --policies myrules:Cutoff --out runs/benchmark_mine
+    python -m scripts.benchmark --level full --engine ray --address auto --out runs/benchmark_full
 
-The stages, what each writes into ``--out`` and the budgets of ``--level``: ``agents.benchmark``.
+The stages, what each writes into ``--out`` and the budgets of ``--level``: ``agents.benchmark``;
+``--engine ray`` runs the training runs side by side as Ray tasks (``agents.engines``).
 Running the same command again after a crash finishes the benchmark without redoing what is done.
 """
 
@@ -15,19 +17,8 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 
-from agents.benchmark import (
-    LEVELS,
-    BenchmarkRun,
-    Commands,
-    Level,
-    explained_run,
-    missing_seeds,
-    stage_evaluate,
-    stage_explain,
-    stage_train,
-    stage_tune,
-    write_report,
-)
+from agents.benchmark import LEVELS, BenchmarkRun, Commands, Level, run_stages
+from agents.engines import add_engine_options, engine_from_args
 from agents.trained import ALGOS
 from decay_model.errors import ConfigError
 from scripts import evaluate as evaluate_script
@@ -37,6 +28,7 @@ from scripts.common import (
     add_simulator_options,
     console,
     make_run_dir,
+    progress,
     resolve_simulator,
     run_cli,
     write_provenance,
@@ -78,6 +70,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="train nothing: report the training runs already finished in --out (the missing seeds are "
         "listed in summary.json), e.g. when the budget ran out before every seed finished",
     )
+    parser.add_argument("--device", help="torch device of the training runs (default: auto)")
+    add_engine_options(parser)
     return parser.parse_args(argv)
 
 
@@ -107,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run (or finish) the benchmark; returns the exit status."""
     args = parse_args(argv)
     level = check_args(args)
+    engine = engine_from_args(args, progress)  # a missing Ray fails before the run folder is made
     run_dir = make_run_dir(args.out, "benchmark", args.simulator.label, args.seed)
     write_provenance(
         run_dir,
@@ -129,17 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         algos=tuple(args.algos),
         policies=tuple(args.policies),
         finished_only=args.finished_only,
+        device=args.device,
     )
-    console.print(f"[bold]benchmark[/bold] {args.level} on {args.simulator.label}: tuning the baselines")
-    tuned = stage_tune(bench, COMMANDS)
-    console.print(
-        f"training {', '.join(args.algos)} on {level.train_seeds} seed(s) x {level.timesteps:,} steps"
-    )
-    runs = stage_train(bench, COMMANDS)
-    missing = missing_seeds(bench, runs)
-    best_run = explained_run(bench, runs)
-    tree = stage_explain(bench, COMMANDS, best_run, tuned)
-    eval_dir = stage_evaluate(bench, COMMANDS, runs, tree, tuned)
     header = {
         "level": args.level,
         "budgets": asdict(level),
@@ -147,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "simulator": args.simulator.record(),
         "seed": args.seed,
     }
-    console.print(write_report(bench, header, runs, missing, best_run, tree, eval_dir))
+    console.print(f"[bold]benchmark[/bold] {args.level} on {args.simulator.label}: tuning the baselines")
+    with engine:
+        console.print(run_stages(bench, COMMANDS, engine, header, console.print))
     print(f"benchmark written to {run_dir}")
     return 0
 

@@ -2,6 +2,7 @@ r"""Search an agent's hyperparameters with Optuna on validation users; resumable
 
 Examples:
     decaygym-search --algo ppo --trials 20 --timesteps 150000 --out runs/search_ppo
+    decaygym-search --algo ppo --trials 20 --engine ray --parallel 4 --out runs/search_ppo_ray
     decaygym-train --hyperparams runs/search_ppo/best.yml --algo ppo --out runs/ppo_best
 
 What a trial samples, how it is scored and pruned, and what ``--out`` holds: ``agents.search``.
@@ -17,7 +18,8 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from agents.search import SEARCHABLE, SearchSettings, search, trials_table
+from agents.engines import add_engine_options, engine_from_args
+from agents.search import SEARCHABLE, SearchSettings, search, search_parallel, trials_table
 from agents.trained import load_hyperparams
 from scripts.common import add_simulator_options, console, progress, resolve_simulator, run_cli
 
@@ -35,6 +37,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--evaluations", type=int, default=5, help="validations per trial (default: 5)")
     parser.add_argument("--seed", type=int, default=0, help="training and sampler seed (default: 0)")
     parser.add_argument("--hyperparams", help="YAML whose entry the trials change (default: packaged)")
+    add_engine_options(parser, search=True)
     return parser.parse_args(argv)
 
 
@@ -55,8 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
     )
     command = shlex.join(["decaygym-search", *(argv or [])])
-    with progress() as bar:
-        study = search(settings, args.out, command=command, progress=bar)
+    if args.engine == "local" and args.parallel == 1 and args.storage is None:
+        with progress() as bar:
+            study = search(settings, args.out, command=command, progress=bar)
+    else:
+        with engine_from_args(args, progress) as engine:
+            study = search_parallel(
+                settings, args.out, engine, args.parallel, storage=args.storage, command=command
+            )
     table = trials_table(study).sort_values("score", ascending=False, na_position="last")
     shown = Table(title=f"{len(table)} trials, best first (score: mean return on search users)")
     for column in table.columns:

@@ -1,5 +1,6 @@
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from agents.benchmark import (
     stage_train,
     stage_tune,
 )
+from agents.engines import LocalEngine
 from decay_model.errors import ConfigError
 
 
@@ -86,3 +88,31 @@ def test_tuning_is_reused_only_when_it_holds_the_best_rule(tmp_path):
     calls.clear()
     stage_tune(bench(tmp_path), recording_commands(calls))
     assert calls == []
+
+
+def test_a_failed_training_run_is_reported_and_the_others_still_train(tmp_path):
+    calls = []
+
+    def train(argv):
+        calls.append(argv[1])
+        if "a2c_seed5" in argv[1]:
+            raise RuntimeError("out of patience")
+        return 0
+
+    commands = replace(recording_commands([]), train=train)
+    engine = LocalEngine()
+    run = bench(tmp_path)
+    runs = stage_train(run, commands, engine)
+    assert [Path(c).name for c in calls] == ["ppo_seed5", "a2c_seed5"]
+    assert [r.name for r in runs["ppo"]] == ["ppo_seed5"] and "a2c" not in runs
+    assert missing_seeds(run, runs) == {"ppo": [], "a2c": [5]}
+    (failure,) = engine.failures
+    assert failure == {
+        "stage": "train",
+        "unit": "a2c_seed5",
+        "agent": "a2c",
+        "seed": 5,
+        "error": "RuntimeError: out of patience",
+    }
+    with pytest.raises(ConfigError, match="a2c_seed5 failed: RuntimeError: out of patience"):
+        explained_run(run, runs, engine.failures)

@@ -1,5 +1,6 @@
 import json
 
+import optuna
 import pandas as pd
 import pytest
 import yaml
@@ -70,3 +71,15 @@ def test_search_users_are_validation_users_other_than_the_eval_callbacks():
     valid, scoring = seeds.valid_users(3, 256), seeds.search_users(3, 256)
     assert not set(valid.seeds()) & set(scoring.seeds())
     assert seeds.VALID_BASE <= scoring.start < seeds.EVAL_BASE
+
+
+class _PruneAll(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return True
+
+
+def test_a_pruned_trial_is_recorded_as_pruned(tmp_path, monkeypatch):
+    monkeypatch.setattr(optuna.pruners, "MedianPruner", lambda **_: _PruneAll())
+    study = search(tiny(trials=1), tmp_path / "search")
+    assert [t.state.name for t in study.trials] == ["PRUNED"]
+    assert pd.read_csv(tmp_path / "search" / "trials.csv")["state"].tolist() == ["pruned"]
