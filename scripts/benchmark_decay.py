@@ -17,12 +17,18 @@ from collections.abc import Sequence
 
 import torch
 
-from decay_model.atomic import atomic_write_json
 from decay_model.neural import PRESETS
 from decay_model.neural_speed import measure
 from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import EvalTask
-from scripts.common import add_log_options, console, peak_rss_mib, run_cli, versions
+from scripts.common import (
+    add_log_options,
+    console,
+    entry_point,
+    peak_rss_mib,
+    torch_threads,
+    write_result_json,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -51,9 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Measure on every device, print the figures, optionally write JSON."""
     args = parse_args(argv)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    before = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         log, _, _ = load_log_or_synthetic(args.logs, args.source, args.seed)
         data_name = os.path.basename(args.logs) if args.logs else f"synthetic(seed={args.seed})"
         task = EvalTask(log)
@@ -62,8 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure(log, task, args.preset, device, **timing, process_peak_mib=peak_rss_mib)
             for device in devices
         ]
-    finally:
-        torch.set_num_threads(before)
     hardware = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -82,19 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({r['train_step_ms']:.1f} ms/step), encode {r['encode_users_per_s']:,.0f} users/s, "
             f"peak memory {r['peak_memory_mib']:,.0f} MiB ({r['peak_memory_kind']})"
         )
-    if args.json:
-        from pathlib import Path
-
-        atomic_write_json(
-            Path(args.json),
-            {"data": data_name, "hardware": hardware, "versions": versions(), "results": rows},
-        )
+    write_result_json(args.json, {"data": data_name, "hardware": hardware, "results": rows})
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console entry point ``decaygym-benchmark-decay``."""
-    run_cli("decaygym-benchmark-decay", main, argv)
+cli = entry_point("decaygym-benchmark-decay", main)
 
 
 if __name__ == "__main__":

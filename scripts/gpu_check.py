@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 from collections.abc import Sequence
-from pathlib import Path
 
-import torch
 from rich.console import Console
 
-from decay_model.atomic import atomic_write_json
 from decay_model.neural import PRESETS
 from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import EvalTask
@@ -31,10 +27,11 @@ from scripts.common import (
     add_simulator_options,
     check_positive,
     console,
+    entry_point,
     progress,
     resolve_simulator,
-    run_cli,
-    versions,
+    torch_threads,
+    write_result_json,
 )
 
 
@@ -63,35 +60,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     check_positive(args, "users", "steps", "reencode_every", "threads")
     sim = resolve_simulator(args)
-    before = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
-        with progress() as bar:
-            task = bar.add_task("loading the log", total=None)
-            log, _, label = load_log_or_synthetic(args.logs, args.source, args.seed)
-            result = measure(
+    with torch_threads(args.threads), progress() as bar:
+        task = bar.add_task("loading the log", total=None)
+        log, _, label = load_log_or_synthetic(args.logs, args.source, args.seed)
+        result = measure(
                 log, EvalTask(log), sim.preset, sim.config, neural_preset=args.neural_preset,
                 users=args.users, steps=args.steps, seconds=args.seconds, seed=args.seed,
                 reencode_every=args.reencode_every, stage=lambda text: bar.update(task, description=text),
                 **sim.env_kwargs(),
             )  # fmt: skip
-    finally:
-        torch.set_num_threads(before)
     out = Console(width=max(120, console.width))  # results on stdout
     title = (
         f"decaygym GPU check: {label} log ({log.n_events:,} events), simulator {sim.label}; "
         f"{os.cpu_count()} CPUs, torch threads {args.threads}"
     )
     print_results(out, title, result)
-    if args.json:
-        machine = {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()}
-        atomic_write_json(Path(args.json), {**result, "machine": machine, "versions": versions()})
+    write_result_json(args.json, result)
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console entry point ``decaygym-gpu-check``."""
-    run_cli("decaygym-gpu-check", main, argv)
+cli = entry_point("decaygym-gpu-check", main)
 
 
 if __name__ == "__main__":
