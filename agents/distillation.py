@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from agents import seeds
 from agents.evaluation import evaluate, paired_difference
 from agents.policy import ACTION_NAMES, Policy
 from agents.seeds import UserSeeds
@@ -227,6 +228,21 @@ def distill(
         tree_records=tree_records,
         viper=None if found is None else found.to_dict(),
     )
+
+
+def explanation_record(
+    policy: str, sim: Simulator, fit_users: UserSeeds, check_users: UserSeeds
+) -> dict[str, Any]:
+    """What an explanation's ``config.json`` records about the policy, the simulator and the users."""
+    return {
+        "policy": policy,
+        "preset": sim.preset,
+        "simulator": sim.record(),
+        "sim_config": sim.config.to_dict(),
+        "fit_seeds": fit_users.to_dict(),
+        "check_seeds": check_users.to_dict(),
+        "seed_scheme": seeds.scheme(),
+    }
 
 
 def explanation_summary(result: Distillation, *, preset: str, n_boot: int, seed: int) -> dict[str, Any]:

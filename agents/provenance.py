@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import time
@@ -76,3 +77,11 @@ def write_provenance(run_dir: Path, config: dict[str, Any], seed: int, argv: Seq
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )
+
+
+def write_result_json(path: str | Path | None, result: dict[str, Any]) -> None:
+    """A measurement's ``--json``: the result with the machine and the package versions, atomically."""
+    if path:
+        machine = {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()}
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(Path(path), {**result, "machine": machine, "versions": versions()})

@@ -24,6 +24,7 @@ evaluation users (:func:`evaluation_seeds`); the two ranges never overlap.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,34 @@ def evaluation_seeds(root: int, num_users: int) -> list[int]:
     return seed_scheme.eval_users(root, num_users).seeds()
 
 
+def parse_floats(text: str, name: str) -> list[float]:
+    """A comma list of numbers; ConfigError naming the option otherwise."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{name}: expected a comma list of numbers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{name}: expected at least one number, got {text!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"{name}: expected finite numbers, got {text!r}")
+    return sorted(set(values))
+
+
+def parse_max_unanswered(text: str) -> tuple[int | None, ...]:
+    """A comma list of integers >= 1 or 'none'; ConfigError naming the option otherwise."""
+    out: list[int | None] = []
+    for v in (v.strip() for v in text.split(",") if v.strip()):
+        if v.lower() == "none":
+            out.append(None)
+        elif v.isdigit() and int(v) >= 1:
+            out.append(int(v))
+        else:
+            raise ConfigError(f"--max-unanswered: expected integers >= 1 or 'none', got {v!r}")
+    if not out:
+        raise ConfigError("--max-unanswered: expected at least one value")
+    return tuple(dict.fromkeys(out))
+
+
 @dataclass(frozen=True)
 class TuningGrid:
     """The grid every tuned baseline is searched over (the same thresholds for all)."""
@@ -119,6 +148,13 @@ class TuningGrid:
     """best rule: weight of the upper-confidence bonus on the estimate."""
     rest_cycles: tuple[float | None, ...] = DEFAULT_REST_CYCLES
     """best rule: repurchase cycles a bought item rests (None = retire it, 0 = the estimate alone)."""
+
+    @classmethod
+    def parse(cls, show_above: str, retire_below: str, max_unanswered: str) -> TuningGrid:
+        """The grid of the comma lists commands and levels give (``--grid``, ``--max-unanswered``)."""
+        show = parse_floats(show_above, "--grid SHOW_ABOVE")
+        retire = parse_floats(retire_below, "--grid RETIRE_BELOW")
+        return cls(tuple(show), tuple(retire), parse_max_unanswered(max_unanswered))
 
     def __post_init__(self) -> None:
         for name in ("show_above", "retire_below", "max_unanswered", "retire_purchased", *BEST_RULE_AXES):

@@ -27,10 +27,10 @@ from scripts import train as train_script
 from scripts.common import (
     add_simulator_options,
     console,
+    entry_point,
     make_run_dir,
     progress,
     resolve_simulator,
-    run_cli,
     write_provenance,
 )
 
@@ -140,9 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    run_cli("decaygym-benchmark", main, argv)
+cli = entry_point("decaygym-benchmark", main)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ from scripts.common import (
     add_log_options,
     add_split_options,
     console,
+    entry_point,
     progress,
-    run_cli,
     split_config,
     versions,
 )
@@ -148,9 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console entry point ``decaygym-build-sim``."""
-    run_cli(PROG, main, argv)
+cli = entry_point(PROG, main)
 
 
 if __name__ == "__main__":

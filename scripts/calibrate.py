@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Sequence
 
 import numpy as np
 
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
-from decay_model.synthetic import load_log_or_synthetic
 from decay_model.text_tables import print_tables
 from envs.calibration import DEFAULT_GRID, KNOBS, calibrate
 from envs.calibration_report import markdown, plot_score_map, table_sections
-from scripts.common import console, make_run_dir, progress, resolve_simulator, run_cli, write_provenance
-from scripts.fidelity import add_cohort_options, check_cohort_options, cohort_configs
+from scripts.common import entry_point, log_run, progress
+from scripts.fidelity import add_cohort_options, check_cohort_options, cohort_configs, cohort_record
 
 PROG = "decaygym-calibrate"
 FLAGS = {"engagement_scale": "--scale", "engagement_gap_power": "--gap-power", "engagement_lift": "--lift"}
@@ -80,21 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.sim_seeds = list(args.sim_seeds)
     with progress() as bar:
         task = bar.add_task("loading the log", total=total)
-        log, data_info, label = load_log_or_synthetic(args.logs, args.source, args.seed)
-        console.print(f"[dim]{log.report.summary()}[/dim]", soft_wrap=True)
-        run_dir = make_run_dir(args.out, "calibrate", label, args.seed)
-        write_provenance(
-            run_dir,
-            {
-                **vars(args),
-                "data": data_info,
-                "task": task_config.to_dict(),
-                "sim_config": base.to_dict(),
-                "simulator": resolve_simulator(args).record(),
-            },
-            args.seed,
-            ["scripts.calibrate", *(sys.argv[1:] if argv is None else argv)],
-        )
+        log, data_info, run_dir = log_run(args, argv, "calibrate", cohort_record(args, base, task_config))
         bar.update(task, description="fitting the decay model, then simulating the grid")
         result = calibrate(
             log,
@@ -126,9 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console entry point (``python -m scripts.calibrate``)."""
-    run_cli(PROG, main, argv)
+cli = entry_point(PROG, main)
 
 
 if __name__ == "__main__":

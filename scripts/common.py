@@ -7,20 +7,23 @@ imported here too, so that every script finds them in one place.
 from __future__ import annotations
 
 import argparse
-import math
+import functools
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from agents.provenance import git_commit, make_run_dir, versions, write_provenance
+from agents.provenance import git_commit, make_run_dir, versions, write_provenance, write_result_json
 from agents.simulator import Simulator, check_tuned_simulator
 from decay_model.errors import ConfigError, DecaygymError
 from decay_model.logs import SOURCES
 from decay_model.memory import peak_rss_mib
+from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import TaskConfig
+from decay_model.threads import torch_threads
 from envs.config import PRESETS, get_preset
 from envs.simulator_folder import load_sim
 
@@ -29,21 +32,24 @@ __all__ = [
     "add_log_options",
     "add_simulator_options",
     "add_split_options",
+    "add_tuning_options",
     "check_positive",
     "check_tuned_simulator",
     "console",
+    "entry_point",
     "git_commit",
+    "log_run",
     "make_run_dir",
-    "parse_floats",
-    "parse_max_unanswered",
     "peak_rss_mib",
     "progress",
     "progress_tasks",
     "resolve_simulator",
     "run_cli",
     "split_config",
+    "torch_threads",
     "versions",
     "write_provenance",
+    "write_result_json",
 ]
 
 console = Console(stderr=True)
@@ -81,6 +87,46 @@ def split_config(args: argparse.Namespace, **task: Any) -> TaskConfig:
     return TaskConfig(
         train_days=args.train_days, valid_days=args.valid_days, test_days=args.test_days, **task
     )
+
+
+def add_tuning_options(parser: argparse.ArgumentParser, show: str, retire: str, max_unanswered: str) -> None:
+    """``--train-users``, ``--grid``, ``--max-unanswered``, ``--batch``, ``--n-boot``: tuning the rules."""
+    parser.add_argument("--train-users", type=int, default=1000, help="users per grid point (default: 1000)")
+    parser.add_argument(
+        "--grid",
+        nargs=2,
+        metavar=("SHOW_ABOVE", "RETIRE_BELOW"),
+        default=[show, retire],
+        help=f"comma lists; pairs with retire_below > show_above are skipped (default: {show} {retire})",
+    )
+    parser.add_argument(
+        "--max-unanswered",
+        default=max_unanswered,
+        help=f"threshold+ grid, 'none' = never (default: {max_unanswered})",
+    )
+    parser.add_argument("--batch", type=int, default=2048, help="users stepped together (default: 2048)")
+    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+
+
+def log_run(
+    args: argparse.Namespace, argv: Sequence[str] | None, kind: str, record: dict[str, Any]
+) -> tuple[Any, dict[str, Any], Path]:
+    """Load ``--logs`` (or the synthetic log), say what it holds, open the run folder of ``kind``.
+
+    The run's ``config.json`` records the options, the data's fingerprint and ``record``.
+    Returns the log, that fingerprint and the run folder.
+    """
+    item_categories = getattr(args, "item_categories", None)
+    log, data, label = load_log_or_synthetic(
+        args.logs, args.source, args.seed, item_categories=item_categories
+    )
+    console.print(f"[dim]{log.report.summary()}[/dim]", soft_wrap=True)
+    for warning in log.report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    run_dir = make_run_dir(args.out, kind, label, args.seed)
+    command = [f"scripts.{kind}", *(sys.argv[1:] if argv is None else argv)]
+    write_provenance(run_dir, {**vars(args), "data": data, **record}, args.seed, command)
+    return log, data, run_dir
 
 
 def resolve_simulator(args: argparse.Namespace) -> Simulator:
@@ -134,6 +180,11 @@ def progress_tasks(bar: Progress) -> Callable[[str, int], Callable[..., None]]:
     return start
 
 
+def entry_point(prog: str, main: Callable[[Sequence[str] | None], int]) -> Callable[..., None]:
+    """The console-script entry point of a command's ``main``: ``run_cli`` under the command's name."""
+    return functools.partial(run_cli, prog, main)
+
+
 def run_cli(
     prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None
 ) -> None:
@@ -147,31 +198,3 @@ def run_cli(
         print(f"{prog}: interrupted; results already written are kept", file=sys.stderr)
         code = 130
     raise SystemExit(code)
-
-
-def parse_floats(text: str, name: str) -> list[float]:
-    """A comma list of numbers; ConfigError naming the option otherwise."""
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"{name}: expected a comma list of numbers, got {text!r}") from None
-    if not values:
-        raise ConfigError(f"{name}: expected at least one number, got {text!r}")
-    if not all(math.isfinite(v) for v in values):
-        raise ConfigError(f"{name}: expected finite numbers, got {text!r}")
-    return sorted(set(values))
-
-
-def parse_max_unanswered(text: str) -> tuple[int | None, ...]:
-    """A comma list of integers >= 1 or 'none'; ConfigError naming the option otherwise."""
-    out: list[int | None] = []
-    for v in (v.strip() for v in text.split(",") if v.strip()):
-        if v.lower() == "none":
-            out.append(None)
-        elif v.isdigit() and int(v) >= 1:
-            out.append(int(v))
-        else:
-            raise ConfigError(f"--max-unanswered: expected integers >= 1 or 'none', got {v!r}")
-    if not out:
-        raise ConfigError("--max-unanswered: expected at least one value")
-    return tuple(dict.fromkeys(out))

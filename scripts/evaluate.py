@@ -46,15 +46,14 @@ from agents.tuning import (
 )
 from scripts.common import (
     add_simulator_options,
+    add_tuning_options,
     check_positive,
     console,
+    entry_point,
     make_run_dir,
-    parse_floats,
-    parse_max_unanswered,
     progress,
     progress_tasks,
     resolve_simulator,
-    run_cli,
     write_provenance,
 )
 
@@ -70,13 +69,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         nargs="+",
         default=["threshold", "threshold_plus", "best_rule", "greedy", "random", "always_show", "oracle"],
         metavar="SPEC",
-        help=f"baselines by name ({', '.join(BASELINES)}), paths to trained models "
-        "(agents.trained.load_policy) or distilled trees (tree.json of decaygym-explain), and/or your "
-        "own rules as module.path:Name or 'module.path:Name{\"cutoff\": 0.4}' (a class or factory "
-        "function called with the JSON's keyword arguments, plus config=/seed= when its signature has "
-        "them, returning an object with SB3's predict; its tuning_grid, if any, is tuned with the "
-        "baselines; the module must be importable, e.g. PYTHONPATH=.); "
-        "threshold and oracle are added when missing",
+        help=f"baselines ({', '.join(BASELINES)}), trained models or trees (tree.json) by path, your own "
+        "rules as module.path:Name or 'module.path:Name{\"k\": 1}' (docs/policies.md); threshold and "
+        "oracle are added",
     )
     add_simulator_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="root seed: users, random policy, bootstrap")
@@ -85,24 +80,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tuned", help="tuned parameters JSON (tuned.json of an earlier run); default: tune here first"
     )
-    parser.add_argument(
-        "--train-users", type=int, default=1000, help="training users to tune on (default: 1000)"
+    add_tuning_options(
+        parser,
+        ",".join(map(str, DEFAULT_SHOW)),
+        ",".join(map(str, DEFAULT_RETIRE)),
+        ",".join("none" if k is None else str(k) for k in DEFAULT_MAX_UNANSWERED),
     )
-    parser.add_argument(
-        "--grid",
-        nargs=2,
-        metavar=("SHOW_ABOVE", "RETIRE_BELOW"),
-        default=[",".join(map(str, DEFAULT_SHOW)), ",".join(map(str, DEFAULT_RETIRE))],
-        help="comma lists of thresholds tuned over (the same for threshold, threshold+ and oracle; "
-        "the best rule searches them again from threshold+'s point)",
-    )
-    parser.add_argument(
-        "--max-unanswered",
-        default=",".join("none" if k is None else str(k) for k in DEFAULT_MAX_UNANSWERED),
-        help="threshold+ grid of unanswered exposures before retiring ('none' = never)",
-    )
-    parser.add_argument("--batch", type=int, default=2048, help="users stepped together (default: 2048)")
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     return parser.parse_args(argv)
 
 
@@ -116,11 +99,7 @@ def get_tuned(
     """
     if args.tuned:
         return read_tuned(args.tuned, args.simulator, needed, custom), str(args.tuned)
-    show, retire = (
-        parse_floats(args.grid[0], "--grid SHOW_ABOVE"),
-        parse_floats(args.grid[1], "--grid RETIRE_BELOW"),
-    )
-    grid = TuningGrid(tuple(show), tuple(retire), parse_max_unanswered(args.max_unanswered))
+    grid = TuningGrid.parse(args.grid[0], args.grid[1], args.max_unanswered)
     seeds = tuning_seeds(args.seed, args.train_users)
     data = tune_baselines(
         args.simulator,
@@ -190,9 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    run_cli("decaygym-evaluate", main, argv)
+cli = entry_point("decaygym-evaluate", main)
 
 
 if __name__ == "__main__":

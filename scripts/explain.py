@@ -18,6 +18,7 @@ from agents import seeds as seed_scheme
 from agents.distillation import (
     ViperSearch,
     distill,
+    explanation_record,
     explanation_summary,
     result_lines,
     tuned_params,
@@ -30,10 +31,10 @@ from scripts.common import (
     add_simulator_options,
     check_positive,
     check_tuned_simulator,
+    entry_point,
     make_run_dir,
     progress,
     resolve_simulator,
-    run_cli,
     write_provenance,
 )
 
@@ -102,24 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_tuned_simulator(data, args.tuned, sim)
         tuned = data["tuned"]
     run_dir = make_run_dir(args.out, "explain", sim.label, args.seed)
-    write_provenance(
-        run_dir,
-        {
-            "policy": args.policy,
-            "preset": args.preset,
-            "simulator": sim.record(),
-            "sim_config": sim.config.to_dict(),
-            "fit_seeds": train_range.to_dict(),
-            "check_seeds": check_range.to_dict(),
-            "seed_scheme": seed_scheme.scheme(),
-            "max_depth": args.max_depth,
-            "viper_iterations": args.viper,
-            "min_samples_leaf": args.min_samples_leaf,
-            "tuned": args.tuned,
-        },
-        args.seed,
-        ["scripts.explain", *(argv or [])],
-    )
+    record = explanation_record(args.policy, sim, train_range, check_range)
+    record.update(max_depth=args.max_depth, viper=args.viper, min_samples_leaf=args.min_samples_leaf)
+    write_provenance(run_dir, {**record, "tuned": args.tuned}, args.seed, ["scripts.explain", *(argv or [])])
     with progress() as bar:
         task = bar.add_task("rolling out, fitting, checking", total=4 if search is None else search.steps + 3)
         tuned = tuned_params(args.policy, tuned, sim, train_range.seeds(), batch=args.batch, run_dir=run_dir)
@@ -145,9 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    run_cli("decaygym-explain", main, argv)
+cli = entry_point("decaygym-explain", main)
 
 
 if __name__ == "__main__":

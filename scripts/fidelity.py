@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Sequence
+from typing import Any
 
 from decay_model.atomic import atomic_write_json
 from decay_model.exponential import DecayFitConfig
-from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import TaskConfig
 from envs.config import TAOBAO_REPEAT_PER_VISIT, SimConfig
 from envs.fidelity import FIDELITY_SPLIT, POLICIES, fidelity_report
@@ -29,12 +28,11 @@ from scripts.common import (
     add_simulator_options,
     add_split_options,
     console,
-    make_run_dir,
+    entry_point,
+    log_run,
     progress,
     resolve_simulator,
-    run_cli,
     split_config,
-    write_provenance,
 )
 
 PROG = "decaygym-fidelity"
@@ -71,6 +69,15 @@ def cohort_configs(args: argparse.Namespace) -> tuple[SimConfig, TaskConfig]:
     if args.engagement_budget is not None:
         config = config.replace(engagement_budget=args.engagement_budget)
     return config, split_config(args)
+
+
+def cohort_record(args: argparse.Namespace, config: SimConfig, task_config: TaskConfig) -> dict[str, Any]:
+    """What a cohort command's ``config.json`` records beside its options: split and simulator."""
+    return {
+        "task": task_config.to_dict(),
+        "sim_config": config.to_dict(),
+        "simulator": resolve_simulator(args).record(),
+    }
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -120,21 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit_config = DecayFitConfig(max_iter=30, shrinkage_grid=()) if args.quick_fit else None
     with progress() as bar:
         step = bar.add_task("loading the log", total=3)
-        log, data_info, label = load_log_or_synthetic(args.logs, args.source, args.seed)
-        console.print(f"[dim]{log.report.summary()}[/dim]", soft_wrap=True)
-        run_dir = make_run_dir(args.out, "fidelity", label, args.seed)
-        write_provenance(
-            run_dir,
-            {
-                **vars(args),
-                "data": data_info,
-                "task": task_config.to_dict(),
-                "sim_config": config.to_dict(),
-                "simulator": resolve_simulator(args).record(),
-            },
-            args.seed,
-            ["scripts.fidelity", *(sys.argv[1:] if argv is None else argv)],
-        )
+        log, data_info, run_dir = log_run(args, argv, "fidelity", cohort_record(args, config, task_config))
         bar.update(step, advance=1, description="fitting the decay model and simulating")
         report = fidelity_report(
             log,
@@ -162,9 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console entry point (``python -m scripts.fidelity``)."""
-    run_cli(PROG, main, argv)
+cli = entry_point(PROG, main)
 
 
 if __name__ == "__main__":

@@ -36,11 +36,10 @@ from scripts.common import (
     add_log_options,
     add_split_options,
     console,
-    make_run_dir,
+    entry_point,
+    log_run,
     progress,
-    run_cli,
     split_config,
-    write_provenance,
 )
 
 
@@ -110,19 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     with progress() as bar:
         step = bar.add_task("loading the log", total=len(names) + 3)
-        log, data_info, label = load_log_or_synthetic(
-            args.logs, args.source, args.seed, item_categories=args.item_categories
-        )
-        console.print(f"[dim]{log.report.summary()}[/dim]", soft_wrap=True)
-        for warning in log.report.warnings:
-            console.print(f"[yellow]warning:[/yellow] {warning}")
-        run_dir = make_run_dir(args.out, "fit_decay", label, args.seed)
-        write_provenance(
-            run_dir,
-            {**vars(args), "data": data_info, "task": task_config.to_dict()},
-            args.seed,
-            ["scripts.fit_decay", *(sys.argv[1:] if argv is None else argv)],
-        )
+        log, _, run_dir = log_run(args, argv, "fit_decay", {"task": task_config.to_dict()})
         bar.update(step, advance=1, description="building the evaluation task")
         task = EvalTask(log, task_config)
         task.examples("train"), task.examples("valid"), task.examples("test")
@@ -155,9 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console entry point ``decaygym-fit-decay``."""
-    run_cli("decaygym-fit-decay", main, argv)
+cli = entry_point("decaygym-fit-decay", main)
 
 
 if __name__ == "__main__":

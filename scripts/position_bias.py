@@ -19,7 +19,7 @@ from pathlib import Path
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from envs.position_bias import INTERVALS, analyse, fingerprint
 from envs.position_bias_report import format_markdown, plot_ctr, print_table, report_json
-from scripts.common import console, make_run_dir, run_cli, write_provenance
+from scripts.common import console, entry_point, make_run_dir, write_provenance
 
 PROG = "decaygym-position-bias"
 DEFAULT_DATA = "../shared/data/obd_zozotown_small"
@@ -90,9 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console entry point (``python -m scripts.position_bias``)."""
-    run_cli(PROG, main, argv)
+cli = entry_point(PROG, main)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from rich.table import Table
 from agents.engines import add_engine_options, engine_from_args
 from agents.search import SEARCHABLE, SearchSettings, search, search_parallel, trials_table
 from agents.trained import load_hyperparams
-from scripts.common import add_simulator_options, console, progress, resolve_simulator, run_cli
+from scripts.common import add_simulator_options, console, entry_point, progress, resolve_simulator
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -78,9 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    run_cli("decaygym-search", main, argv)
+cli = entry_point("decaygym-search", main)
 
 
 if __name__ == "__main__":

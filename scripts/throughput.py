@@ -21,16 +21,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-from decay_model.atomic import atomic_write_json
 from decay_model.errors import ConfigError
 from envs.throughput import POLICIES, compare_checkouts, comparison_table, measure, print_results
-from scripts.common import add_simulator_options, console, progress, resolve_simulator, run_cli, versions
+from scripts.common import (
+    add_simulator_options,
+    console,
+    entry_point,
+    progress,
+    resolve_simulator,
+    write_result_json,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -79,16 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         title = f"decaygym throughput: {what}, policy {args.policy}, {os.cpu_count()} CPUs"
         print_results(out, title, result)
         result.update(preset=sim.preset, simulator=sim.record())
-    if args.json:
-        machine = {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(args.json), {**result, "machine": machine, "versions": versions()})
+    write_result_json(args.json, result)
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    run_cli("decaygym-throughput", main, argv)
+cli = entry_point("decaygym-throughput", main)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,10 @@ from decay_model.errors import ConfigError
 from scripts.common import (
     Simulator,
     add_simulator_options,
+    entry_point,
     make_run_dir,
     progress,
     resolve_simulator,
-    run_cli,
     write_provenance,
 )
 
@@ -173,9 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    run_cli("decaygym-train", main, argv)
+cli = entry_point("decaygym-train", main)
 
 
 if __name__ == "__main__":

@@ -30,14 +30,13 @@ from agents.threshold_comparison import (
 from agents.tuning import DEFAULT_MAX_UNANSWERED
 from scripts.common import (
     add_simulator_options,
+    add_tuning_options,
     check_positive,
     console,
+    entry_point,
     make_run_dir,
-    parse_floats,
-    parse_max_unanswered,
     progress,
     resolve_simulator,
-    run_cli,
     write_provenance,
 )
 
@@ -56,22 +55,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--out", help="run folder (default: runs/tune_threshold__<preset>__seed<seed>__<time>)"
     )
-    parser.add_argument("--train-users", type=int, default=1000, help="users per grid point (default: 1000)")
     parser.add_argument("--eval-users", type=int, default=2000, help="held-out users (default: 2000)")
-    parser.add_argument(
-        "--grid",
-        nargs=2,
-        metavar=("SHOW_ABOVE", "RETIRE_BELOW"),
-        default=[DEFAULT_SHOW, DEFAULT_RETIRE],
-        help="comma lists of show_above and retire_below values; pairs with retire_below > show_above "
-        f"are skipped (default: {DEFAULT_SHOW} {DEFAULT_RETIRE})",
-    )
-    parser.add_argument(
-        "--max-unanswered",
-        default=DEFAULT_MAX,
-        help="threshold+ grid of unanswered exposures before retiring, 'none' = never "
-        f"(default: {DEFAULT_MAX})",
-    )
+    add_tuning_options(parser, DEFAULT_SHOW, DEFAULT_RETIRE, DEFAULT_MAX)
     parser.add_argument(
         "--families",
         nargs="+",
@@ -79,8 +64,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=FAMILIES,
         help="rules to tune and compare; the threshold rule always is (default: all)",
     )
-    parser.add_argument("--batch", type=int, default=2048, help="users stepped together (default: 2048)")
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     return parser.parse_args(argv)
 
 
@@ -88,10 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Tune, evaluate, print the table and write the run folder; returns the exit status."""
     args = parse_args(argv)
     check_positive(args, "train_users", "eval_users", "batch", "n_boot")
-    show = parse_floats(args.grid[0], "--grid SHOW_ABOVE")
-    retire = parse_floats(args.grid[1], "--grid RETIRE_BELOW")
+    show = tuning.parse_floats(args.grid[0], "--grid SHOW_ABOVE")
+    retire = tuning.parse_floats(args.grid[1], "--grid RETIRE_BELOW")
     grid_pairs(show, retire)  # an empty grid fails here, naming the option
-    max_unanswered = parse_max_unanswered(args.max_unanswered)
+    max_unanswered = tuning.parse_max_unanswered(args.max_unanswered)
     train = seed_scheme.train_users(args.seed, args.train_users)
     held_out = seed_scheme.eval_users(args.seed, args.eval_users)
     sim = resolve_simulator(args)
@@ -122,9 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    run_cli("decaygym-tune-threshold", main, argv)
+cli = entry_point("decaygym-tune-threshold", main)
 
 
 if __name__ == "__main__":
