@@ -203,7 +203,7 @@ class ChunkStore:
         example, n_examples = arrays["example"], len(arrays["label"])
         n_pairs = int(arrays["pair"].max()) + 1
         # History rows are grouped by example, in example order: a run of examples is a run of rows.
-        row_ends = np.searchsorted(example, np.arange(n_examples), side="right")
+        row_ends = np.cumsum(np.bincount(example, minlength=n_examples))
         cuts = np.searchsorted(row_ends, np.arange(self.max_rows, len(example), self.max_rows)) + 1
         bounds = np.unique(np.concatenate([[0], np.minimum(cuts, n_examples), [n_examples]]))
         for lo, hi in itertools.pairwise(bounds.tolist()):
