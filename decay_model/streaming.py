@@ -89,6 +89,9 @@ PREDICTION_TOLERANCE = 3e-5
 About ten times the in-memory fit's own change under a reordering of its examples (4e-6).
 """
 
+TRIM_PARAMS = 1 << 16
+"""Parameters from which a fit returns freed memory after every pass (L-BFGS history >= 100 MiB)."""
+
 MAX_ROWS = 1 << 20
 """History rows a pass holds in its autograd graph at once (about 0.4 GB in empirical Bayes)."""
 
@@ -408,9 +411,10 @@ class StreamingFit:
             out[kind] = torch.as_tensor(total)
         return out
 
-    def _end_pass(self) -> None:
-        """Count a pass over the training period and return its freed memory to the system."""
-        release_free_memory()
+    def _end_pass(self, trim: bool = False) -> None:
+        """Count a pass over the training period; ``trim`` hands the heap's free pages back."""
+        if trim:
+            release_free_memory()
         self.passes += 1
         if self.on_pass is not None:
             self.on_pass(self.step)
@@ -427,6 +431,10 @@ class StreamingFit:
             start = eff.raw if len(eff.raw) == len(eff.ids) else np.zeros(len(eff.ids))
             groups.append((eff, torch.tensor(start, dtype=DTYPE, requires_grad=True)))
         params = list(shared.values()) + [theta for _, theta in groups]
+        # L-BFGS allocates parameter-sized vectors at every step and keeps 200 of them; with many
+        # parameters, freed ones would pile up in the heap (release_free_memory). With few, the
+        # trim would only cost page faults.
+        trim = sum(p.numel() for p in params) >= TRIM_PARAMS
         opt = torch.optim.LBFGS(
             params,
             lr=1.0,
@@ -456,7 +464,7 @@ class StreamingFit:
                 penalty = penalty + 0.5 * (theta**2).sum() / config.raw_prior_sd**2
             if groups:
                 (penalty / n).backward()
-            self._end_pass()
+            self._end_pass(trim)
             return torch.tensor((total + float(penalty.detach())) / n, dtype=DTYPE)
 
         opt.step(closure)
