@@ -31,14 +31,14 @@ from decay_model.synthetic_dataset import write_synthetic_dataset
 from decay_model.task import EvalTask
 
 CONFIG = SyntheticConfig(n_categories=8)
-EVENTS = 12_000
+EVENTS = 8_000
 BATCH = 500
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("stream") / "log"
-    write_synthetic_dataset(path, EVENTS, CONFIG, seed=3, bucket_events=2_500, chunk_users=40)
+    write_synthetic_dataset(path, EVENTS, CONFIG, seed=3, bucket_events=2_000, chunk_users=40)
     return path
 
 
@@ -71,7 +71,7 @@ def fits(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, o
     try:
         # max_rows: several autograd graphs per partition, as on a large log
         model, metrics, card, report = fit_streaming(
-            dataset, batch_size=BATCH, spill_dir=spill, max_rows=1_000
+            dataset, batch_size=BATCH, spill_dir=spill, max_rows=2_000
         )
     finally:
         mp.undo()
@@ -97,7 +97,7 @@ def test_dataset_holds_the_synthetic_log_of_its_users(dataset: Path) -> None:
     assert log.n_events == meta["n_rows"] >= EVENTS
     assert log.fingerprint() == generate(config, seed=3).log.fingerprint()
     part = PartitionedLog.open(dataset)
-    assert len(part.buckets) == meta["n_buckets"] == 5
+    assert len(part.buckets) == meta["n_buckets"] == 4
     for bucket in part.buckets:
         users = part.read_bucket(bucket).events["user_id"].to_numpy()
         assert (bucket_of(users, meta["n_buckets"]) == bucket).all()
