@@ -63,13 +63,20 @@ def save_artifact(
     model: DecayModel,
     directory: str | os.PathLike[str],
     *,
-    log: BehaviourLog,
+    log: BehaviourLog | None = None,
     task_config: TaskConfig,
     metrics: dict[str, dict[str, float]] | None = None,
     population: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``params.pt`` (and ``population.json``), then ``card.json``; returns the folder."""
+    """Write ``params.pt`` (and ``population.json``), then ``card.json``; returns the folder.
+
+    The card describes the data by :func:`data_card` of ``log``, or by ``data`` for a log that
+    was never held in memory whole (decay_model.streaming).
+    """
+    if (log is None) == (data is None):
+        raise ArtifactError("save_artifact: pass the log the model was fitted on, or its data card, not both")
     folder = Path(directory)
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu().contiguous() for k, v in model.state().items()}, buffer)
@@ -85,7 +92,7 @@ def save_artifact(
         "model": model.name,
         "config": model.config_dict(),
         "summary": model.describe(),
-        "data": data_card(log),
+        "data": data_card(log) if log is not None else data,
         "task": task_config.to_dict(),
         "metrics": metrics or {},
         **hashes,

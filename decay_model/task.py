@@ -100,7 +100,16 @@ class TimeSplit:
 
 def make_split(log: BehaviourLog, config: TaskConfig) -> TimeSplit:
     """Anchor the periods at the end of the log (rounded up to the hour) and place cutoffs."""
-    end = int(math.ceil((log.t_max + 1) / HOUR) * HOUR)
+    return split_between(log.t_min, log.t_max, config, log.report.path)
+
+
+def split_between(t_min: int, t_max: int, config: TaskConfig, name: str) -> TimeSplit:
+    """The split of a log whose events span [t_min, t_max]; ``name`` is the log in messages.
+
+    Only the two ends matter, so a log read in pieces (decay_model.streaming) gets its split
+    from one pass over the timestamps.
+    """
+    end = int(math.ceil((t_max + 1) / HOUR) * HOUR)
     test_start = end - config.seconds("test_days")
     valid_start = test_start - config.seconds("valid_days")
     train_start = valid_start - config.seconds("train_days")
@@ -125,10 +134,10 @@ def make_split(log: BehaviourLog, config: TaskConfig) -> TimeSplit:
             "test": cutoffs(test_start, end),
         },
     )
-    if log.t_min >= valid_start or not len(split.cutoffs["train"]):
-        span = (log.t_max - log.t_min) / DAY
+    if t_min >= valid_start or not len(split.cutoffs["train"]):
+        span = (t_max - t_min) / DAY
         raise DataValidationError(
-            f"{log.report.path}: the log spans {span:.1f} days, too short for the split "
+            f"{name}: the log spans {span:.1f} days, too short for the split "
             f"(train {config.train_days} + valid {config.valid_days} + test {config.test_days} days"
             f" with {config.warmup_days} warm-up days); shorten the periods in TaskConfig"
         )
@@ -148,13 +157,18 @@ class EvalTask:
     """Examples of every period plus access to the history behind each example.
 
     Events are grouped by (user, category) pair once; each example is a pair at
-    a cutoff, and its history is the pair's events before that cutoff.
+    a cutoff, and its history is the pair's events before that cutoff. ``split``
+    overrides the split of ``log``'s own time span: a task over some of the users
+    of a larger log takes that log's split (``split_between``), and then has
+    exactly that log's examples of those users.
     """
 
-    def __init__(self, log: BehaviourLog, config: TaskConfig | None = None) -> None:
+    def __init__(
+        self, log: BehaviourLog, config: TaskConfig | None = None, split: TimeSplit | None = None
+    ) -> None:
         self.log = log
         self.config = config or TaskConfig()
-        self.split = make_split(log, self.config)
+        self.split = make_split(log, self.config) if split is None else split
         ev = log.events
         order = np.lexsort(
             (ev["timestamp"].to_numpy(), ev["category_id"].to_numpy(), ev["user_id"].to_numpy())

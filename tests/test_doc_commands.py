@@ -4,8 +4,9 @@ Every command line of a ```bash block (lines ending in ``\\`` joined, comments d
 ``;``, ``&&``, ``||`` and ``|``) that calls ``decaygym-*`` or ``python -m scripts.*`` must name an
 entry of ``[project.scripts]`` in pyproject.toml, and that script's ``parse_args`` must accept its
 arguments (where ``../shared/data`` is absent, an empty stand-in takes the place of a data path
-it names). Other commands (``cd``, ``cat``, ``pip install``, ``pytest``, RL Zoo, TensorBoard, ...)
-are not checked. The commands of a block preceded by ``<!-- run-in-tests -->`` also run for real,
+it names); so must a library module a page runs with ``python -m`` (``decay_model.streaming``).
+Other commands (``cd``, ``cat``, ``pip install``, ``pytest``, RL Zoo, TensorBoard, ...) are not
+checked. The commands of a block preceded by ``<!-- run-in-tests -->`` also run for real,
 in a temporary folder, so their relative ``--out`` lands there; a command that reads
 ``../shared/data`` skips with the reason when that data is absent.
 
@@ -34,6 +35,8 @@ OPERATORS = {";", "&&", "||", "|", "&"}
 REDIRECTIONS = {">", ">>", "<", ">&", "<&"}
 #: a run-in-tests command that takes longer than this fails
 RUN_TIMEOUT_S = 120
+#: packages whose modules a page may run with ``python -m`` (each such module has ``parse_args``)
+PACKAGES = ("scripts", "decay_model", "agents", "envs")
 #: the fixtures of tests/conftest.py that skip when a data set of ../shared/data is absent
 SHARED_FIXTURES = {"taobao_userbehavior_head": "taobao_path", "obd_zozotown_small": "obd_path"}
 
@@ -128,17 +131,17 @@ def decaygym_call(words: tuple[str, ...]) -> tuple[str, list[str]] | None:
         re.fullmatch(r"python[0-9.]*", words[0])
         and len(words) > 2
         and words[1] == "-m"
-        and words[2].startswith("scripts.")
+        and words[2].split(".")[0] in PACKAGES
     ):
         return words[2], list(words[3:])
     return None
 
 
 def module_of(name: str, entries: dict[str, str]) -> str | None:
-    """The module of a command name or ``python -m`` module, when ``[project.scripts]`` has it."""
+    """The module of a command name, or a ``python -m`` module of a script or a library package."""
     if name in entries:
         return entries[name]
-    return name if name in entries.values() else None
+    return name if name in entries.values() or name.split(".")[0] in PACKAGES[1:] else None
 
 
 ALL_COMMANDS = [c for page in PAGES for c in page_commands(page)]

@@ -49,7 +49,8 @@ report), :mod:`~decay_model.logs.sources` (the datasets' vocabularies),
 :mod:`~decay_model.logs.convert` (raw values to canonical dtypes, with
 :mod:`~decay_model.logs.messages` for what went wrong), :mod:`~decay_model.logs.categories`
 (item -> category maps), :mod:`~decay_model.logs.build` (batches to the cleaned log) and
-:mod:`~decay_model.logs.load` (the entry points).
+:mod:`~decay_model.logs.load` (the entry points). Logs larger than memory are Parquet datasets
+partitioned by user, read one partition at a time: :mod:`~decay_model.logs.dataset`.
 """
 
 from __future__ import annotations

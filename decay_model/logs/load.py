@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 
 import pandas as pd
@@ -14,6 +15,7 @@ from decay_model.errors import ConfigError, DataValidationError
 from decay_model.logs.build import Accumulator, build_log, date_note, emit, keep_rows
 from decay_model.logs.categories import join_categories, load_item_categories
 from decay_model.logs.convert import Where, plain
+from decay_model.logs.dataset import load_partitioned
 from decay_model.logs.messages import bad_value, first_line
 from decay_model.logs.schema import (
     ALIAS_TO_COLUMN,
@@ -88,7 +90,9 @@ def load_log(
     100M-row Taobao file.
 
     Args:
-        path: CSV (with or without a header row) or Parquet file (found by its magic bytes).
+        path: CSV (with or without a header row) or Parquet file (found by its magic bytes),
+            or a folder holding a Parquet dataset partitioned by user (see
+            :mod:`decay_model.logs.dataset`), read whole into memory.
         source: A key of :data:`SOURCES`, or None to detect it from the header names or
             from the behaviour values in the first block.
         item_categories: For logs without a category column (RetailRocket): one file, or
@@ -107,6 +111,13 @@ def load_log(
             column, first offending line and value, and what was expected.
         ConfigError: ``source`` or ``block_size`` is invalid.
     """
+    if Path(path).is_dir():
+        if item_categories is not None or source not in (None, "canonical"):
+            raise ConfigError(
+                f"{path}: a partitioned Parquet dataset holds canonical columns; "
+                "source and item_categories apply to single files only"
+            )
+        return load_partitioned(path)
     spec = resolve_source(source)
     if not isinstance(block_size, int) or block_size < 1:
         raise ConfigError(f"block_size must be a positive number of bytes, got {block_size!r}")
