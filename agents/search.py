@@ -80,6 +80,7 @@ class SearchSettings:
     seed: int = 0
     """Training seed of every trial, and the sampler's seed."""
     torch_threads: int = DEFAULT_TORCH_THREADS
+    """Torch threads of each trial's training run (a Ray trial asks for as many CPUs)."""
     sim: str | None = None
     """Simulator folder instead of the preset (as ``decaygym-train --sim``)."""
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from agents.engines import add_engine_options, engine_from_args
 from agents.search import SEARCHABLE, SearchSettings, search, search_parallel, trials_table
 from agents.trained import load_hyperparams
+from agents.training import DEFAULT_TORCH_THREADS
 from scripts.common import add_simulator_options, console, entry_point, progress, resolve_simulator
 
 
@@ -37,6 +38,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--evaluations", type=int, default=5, help="validations per trial (default: 5)")
     parser.add_argument("--seed", type=int, default=0, help="training and sampler seed (default: 0)")
     parser.add_argument("--hyperparams", help="YAML whose entry the trials change (default: packaged)")
+    parser.add_argument("--torch-threads", type=int, help="per trial (default: 2)")
     add_engine_options(parser, search=True)
     return parser.parse_args(argv)
 
@@ -56,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         search_users=args.search_users,
         evaluations=args.evaluations,
         seed=args.seed,
+        torch_threads=args.torch_threads or DEFAULT_TORCH_THREADS,
     )
     command = shlex.join(["decaygym-search", *(argv or [])])
     if args.engine == "local" and args.parallel == 1 and args.storage is None:
