@@ -49,6 +49,7 @@ import pandas as pd
 from agents.engines import Engine, LocalEngine, Unit
 from agents.evaluation import paired_difference
 from agents.statistics import hierarchical_bootstrap, holm_bootstrap, paired_hierarchical_bootstrap
+from agents.training import DEFAULT_TORCH_THREADS
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
 from decay_model.figures import pyplot, save_png
@@ -223,7 +224,8 @@ def stage_train(
                 argv += ["--hyperparams", str(tuned_file)]
             gpus = 1 if (bench.device or "").startswith("cuda") else 0
             labels = {"agent": algo, "seed": bench.seed + k}
-            unit = Unit(out.name, train_unit, (commands.train, out, argv, bench.device), 1, gpus, labels)
+            cpus = DEFAULT_TORCH_THREADS  # decaygym-train's torch threads
+            unit = Unit(out.name, train_unit, (commands.train, out, argv, bench.device), cpus, gpus, labels)
             planned.append((algo, out, unit))
     units = [unit for _, _, unit in planned if unit is not None]
     trained = {o.unit.name for o in (engine or LocalEngine()).run("train", units) if o.ok}
