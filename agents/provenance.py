@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from importlib import metadata
@@ -64,14 +66,21 @@ def make_run_dir(out: str | None, script: str, label: str, seed: int) -> Path:
     return path
 
 
-def write_provenance(run_dir: Path, config: dict[str, Any], seed: int, argv: Sequence[str]) -> None:
-    """config.json: the run's settings, seed, command, versions and commit, so it can be rerun."""
+def write_provenance(
+    run_dir: Path, config: dict[str, Any], seed: int, module: str, argv: Sequence[str] | None
+) -> None:
+    """config.json: the run's settings, seed, command, versions and commit, so it can be rerun.
+
+    The command is ``python -m module`` with ``argv``, or with ``sys.argv``'s options when None
+    (a console script's ``main`` is called without its options).
+    """
+    argv = [module, *(sys.argv[1:] if argv is None else argv)]
     atomic_write_json(
         run_dir / "config.json",
         {
             "config": config,
             "seed": seed,
-            "command": " ".join(["python", "-m", *argv]) if argv else None,
+            "command": shlex.join(["python", "-m", *argv]),
             "versions": versions(),
             "git_commit": git_commit(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -114,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "policies": args.policies,
         },
         args.seed,
-        ["scripts.benchmark", *(argv or [])],
+        "scripts.benchmark",
+        argv,
     )
     bench = BenchmarkRun(
         run_dir=run_dir,

@@ -124,8 +124,7 @@ def log_run(
     for warning in log.report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     run_dir = make_run_dir(args.out, kind, label, args.seed)
-    command = [f"scripts.{kind}", *(sys.argv[1:] if argv is None else argv)]
-    write_provenance(run_dir, {**vars(args), "data": data, **record}, args.seed, command)
+    write_provenance(run_dir, {**vars(args), "data": data, **record}, args.seed, f"scripts.{kind}", argv)
     return log, data, run_dir
 
 

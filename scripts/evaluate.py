@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch=args.batch,
         n_boot=args.n_boot,
     )
-    write_provenance(run_dir, record, args.seed, ["scripts.evaluate", *(argv or [])])
+    write_provenance(run_dir, record, args.seed, "scripts.evaluate", argv)
 
     with progress() as bar:
         start = progress_tasks(bar)

@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = make_run_dir(args.out, "explain", sim.label, args.seed)
     record = explanation_record(args.policy, sim, train_range, check_range)
     record.update(max_depth=args.max_depth, viper=args.viper, min_samples_leaf=args.min_samples_leaf)
-    write_provenance(run_dir, {**record, "tuned": args.tuned}, args.seed, ["scripts.explain", *(argv or [])])
+    write_provenance(run_dir, {**record, "tuned": args.tuned}, args.seed, "scripts.explain", argv)
     with progress() as bar:
         task = bar.add_task("rolling out, fitting, checking", total=4 if search is None else search.steps + 3)
         tuned = tuned_params(args.policy, tuned, sim, train_range.seeds(), batch=args.batch, run_dir=run_dir)

@@ -12,7 +12,6 @@ samples can tell it from no position effect: ``envs.position_bias``; what the ru
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir,
         {**vars(args), "files": [{"path": str(p), "sha256": fingerprint(p)} for p in files]},
         0,
-        ["scripts.position_bias", *(sys.argv[1:] if argv is None else argv)],
+        "scripts.position_bias",
+        argv,
     )
     atomic_write_bytes(run_dir / "position_ctr.csv", table.to_csv(index=False).encode())
     atomic_write_json(run_dir / "position_ctr.json", report_json(table, summaries, args.level, args.interval))

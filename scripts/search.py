@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         torch_threads=args.torch_threads or DEFAULT_TORCH_THREADS,
     )
-    command = shlex.join(["decaygym-search", *(argv or [])])
+    command = shlex.join(["decaygym-search", *(sys.argv[1:] if argv is None else argv)])
     if args.engine == "local" and args.parallel == 1 and args.storage is None:
         with progress() as bar:
             study = search(settings, args.out, command=command, progress=bar)

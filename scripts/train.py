@@ -144,7 +144,7 @@ def start_run(settings: TrainSettings, simulator: Simulator, out: str | None, co
         raise ConfigError(f"{out} already holds a run; continue it with --resume or choose another --out")
     run_dir = make_run_dir(out, "train", f"{settings.algo}_{simulator.label}", settings.seed)
     config = run_record(settings, simulator.record(), simulator.config.to_dict())
-    write_provenance(run_dir, config, settings.seed, ["scripts.train", *command])
+    write_provenance(run_dir, config, settings.seed, "scripts.train", command)
     return run_dir
 
 

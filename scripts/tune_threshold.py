@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_boot=args.n_boot,
     )
     run_dir = make_run_dir(args.out, "tune_threshold", sim.label, args.seed)
-    write_provenance(run_dir, study.record(), args.seed, ["scripts.tune_threshold", *(argv or [])])
+    write_provenance(run_dir, study.record(), args.seed, "scripts.tune_threshold", argv)
     with progress() as bar:
         task = bar.add_task("grid search (training users)", total=study.steps())
         comparison = study.run(
