@@ -106,7 +106,7 @@ LEVELS: dict[str, Level] = {
         timesteps=150_000,
         train_seeds=2,
         n_envs=None,
-        eval_users=400,
+        eval_users=1000,
         valid_users=128,
         explain_users=150,
     ),
@@ -219,7 +219,7 @@ def stage_train(
             ]  # fmt: skip
             if level.n_envs is not None:
                 argv += ["--n-envs", str(level.n_envs)]
-            tuned_file = level_hyperparams(level, algo)
+            tuned_file = level_hyperparams(level, algo, bench.simulator_argv)
             if tuned_file is not None:
                 argv += ["--hyperparams", str(tuned_file)]
             gpus = 1 if (bench.device or "").startswith("cuda") else 0
@@ -252,9 +252,13 @@ def train_unit(train: Command, out: Path, argv: list[str], device: str | None = 
     return status
 
 
-def level_hyperparams(level: Level, algo: str) -> Path | None:
-    """The YAML the level's ``algo`` runs train with, if the level has its own (``Level.hyperparams``)."""
-    if level.hyperparams is None:
+def level_hyperparams(level: Level, algo: str, simulator_argv: Sequence[str] = ()) -> Path | None:
+    """The YAML the level's ``algo`` runs train with, if the level has its own (``Level.hyperparams``).
+
+    A level's files were searched on the default preset, so another simulator (``simulator_argv``
+    naming another preset or a ``--sim`` folder) trains with the packaged defaults.
+    """
+    if level.hyperparams is None or tuple(simulator_argv) not in ((), ("--preset", "default")):
         return None
     path = Path(str(files("agents") / "hyperparams" / level.hyperparams / f"{algo}.yml"))
     return path if path.is_file() else None
