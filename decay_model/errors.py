@@ -7,6 +7,10 @@ with status 2 instead of showing a traceback.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
 
 class DecaygymError(Exception):
     """Base class of every error decaygym raises on purpose."""
@@ -26,3 +30,18 @@ class ArtifactError(DecaygymError):
 
 class SimulationError(DecaygymError, RuntimeError):
     """The simulator was handed a value it cannot use (e.g. a re-encoded interest outside [0, 1])."""
+
+
+def run_command(
+    prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None
+) -> NoReturn:
+    """Run a command's ``main`` and exit: decaygym's own errors become one line on stderr and status 2."""
+    try:
+        code = main(argv)
+    except DecaygymError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; results already written are kept", file=sys.stderr)
+        code = 130
+    raise SystemExit(code)

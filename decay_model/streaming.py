@@ -64,7 +64,7 @@ import torch
 
 from decay_model.artifact import save_artifact
 from decay_model.atomic import atomic_write_json
-from decay_model.errors import ConfigError, DataValidationError, DecaygymError
+from decay_model.errors import ConfigError, DataValidationError, run_command
 from decay_model.exponential import DTYPE, KINDS, DecayFitConfig, ExponentialDecay, RandomEffect, _DecayCore
 from decay_model.exponential import _marginal_tau2 as marginal_tau2
 from decay_model.exponential import _nll as nll
@@ -778,9 +778,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except DecaygymError as exc:
-        print(f"python -m decay_model.streaming: error: {exc}", file=sys.stderr)
-        code = 2
-    raise SystemExit(code)
+    run_command("python -m decay_model.streaming", main)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from decay_model.errors import ConfigError, DecaygymError
+from decay_model.errors import ConfigError, run_command
 from decay_model.logs.dataset import PartitionedLogWriter
 from decay_model.memory import peak_rss_mib
 from decay_model.synthetic import SyntheticConfig, _draw_users, _Dynamics
@@ -156,9 +155,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except DecaygymError as exc:
-        print(f"python -m decay_model.synthetic_dataset: error: {exc}", file=sys.stderr)
-        code = 2
-    raise SystemExit(code)
+    run_command("python -m decay_model.synthetic_dataset", main)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from agents.provenance import git_commit, make_run_dir, versions, write_provenance, write_result_json
 from agents.simulator import Simulator, check_tuned_simulator
-from decay_model.errors import ConfigError, DecaygymError
+from decay_model.errors import ConfigError, run_command
 from decay_model.logs import SOURCES
 from decay_model.memory import peak_rss_mib
 from decay_model.synthetic import load_log_or_synthetic
@@ -44,7 +43,6 @@ __all__ = [
     "progress",
     "progress_tasks",
     "resolve_simulator",
-    "run_cli",
     "split_config",
     "torch_threads",
     "versions",
@@ -180,20 +178,5 @@ def progress_tasks(bar: Progress) -> Callable[[str, int], Callable[..., None]]:
 
 
 def entry_point(prog: str, main: Callable[[Sequence[str] | None], int]) -> Callable[..., None]:
-    """The console-script entry point of a command's ``main``: ``run_cli`` under the command's name."""
-    return functools.partial(run_cli, prog, main)
-
-
-def run_cli(
-    prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None
-) -> None:
-    """Run ``main`` and turn decaygym's own errors into one line on stderr and exit status 2."""
-    try:
-        code = main(argv)
-    except DecaygymError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        code = 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; results already written are kept", file=sys.stderr)
-        code = 130
-    raise SystemExit(code)
+    """The console-script entry point of a command's ``main``: ``run_command`` under the command's name."""
+    return functools.partial(run_command, prog, main)

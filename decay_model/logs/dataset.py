@@ -38,7 +38,7 @@ from decay_model.logs.convert import Where, convert_timestamp
 from decay_model.logs.messages import first_line
 from decay_model.logs.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, BehaviourLog
 from decay_model.logs.sources import SOURCES
-from decay_model.logs.tables import Batch
+from decay_model.logs.tables import Batch, record_batches
 
 PARTITION = "bucket"
 """The hive partition key: ``DIR/bucket=K/``."""
@@ -251,20 +251,9 @@ class PartitionedLog:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive number of rows, got {batch_size!r}")
         for fragment in self.fragments[bucket]:
-            offset = 0
             batches = fragment.to_batches(columns=list(columns), batch_size=batch_size)
-            while True:
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    break
-                except (pa.ArrowException, OSError) as exc:
-                    raise DataValidationError(
-                        f"{fragment.path}: cannot read as Parquet after row {offset}: {first_line(exc)}"
-                    ) from exc
-                if batch.num_rows:
-                    yield fragment.path, offset, batch
-                    offset += batch.num_rows
+            for offset, batch in record_batches(iter(batches), fragment.path):
+                yield fragment.path, offset, batch
 
     def scan_times(self, batch_size: int = DEFAULT_BATCH_ROWS) -> TimeScan:
         """Rows, first and last timestamp: one pass that reads the timestamp column only."""
@@ -308,20 +297,7 @@ class PartitionedLog:
         Warnings are kept in the report, not raised: the caller reads many buckets.
         """
         raw, date_only = self.read_raw(bucket, batch_size)
-        name = f"{self.path} {PARTITION}={bucket}"
-        rows = len(raw["user_id"])
-        if not rows:
-            raise DataValidationError(f"{name}: empty partition: no rows; expected at least one event")
-        notes = [date_note(name, date_only, rows, SOURCES["canonical"])] if date_only else []
-        return build_log(
-            raw,
-            name=name,
-            source="canonical",
-            rows_read=rows,
-            dropped={},
-            notes=notes,
-            date_only=date_only > 0,
-        )
+        return _canonical_log(raw, f"{self.path} {PARTITION}={bucket}", date_only, "empty partition")
 
 
 def _row(row: int) -> str:
@@ -343,19 +319,19 @@ def load_partitioned(path: str | os.PathLike[str], batch_size: int = DEFAULT_BAT
             parts[column].append(values)
         date_only += dates
     raw = {c: np.concatenate(v) for c, v in parts.items()}
+    return emit(_canonical_log(raw, str(log.path), date_only, "empty log"))
+
+
+def _canonical_log(raw: dict[str, np.ndarray], name: str, date_only: int, empty: str) -> BehaviourLog:
+    """A log of canonical columns read from a dataset (``date_only``: rows with a date and no time).
+
+    Raises:
+        DataValidationError: no rows (``empty`` says what was empty).
+    """
     rows = len(raw["user_id"])
     if not rows:
-        raise DataValidationError(f"{log.path}: empty log: no rows; expected at least one event")
-    name = str(log.path)
+        raise DataValidationError(f"{name}: {empty}: no rows; expected at least one event")
     notes = [date_note(name, date_only, rows, SOURCES["canonical"])] if date_only else []
-    return emit(
-        build_log(
-            raw,
-            name=name,
-            source="canonical",
-            rows_read=rows,
-            dropped={},
-            notes=notes,
-            date_only=date_only > 0,
-        )
+    return build_log(
+        raw, name=name, source="canonical", rows_read=rows, dropped={}, notes=notes, date_only=date_only > 0
     )

@@ -75,25 +75,14 @@ class Table:
 
     def _parquet_batches(self, wanted: Sequence[str]) -> Iterator[Batch]:
         physical = [self.columns[c] for c in wanted]
-        offset = 0
         try:
             parquet = pq.ParquetFile(self.path)
             batches = parquet.iter_batches(columns=physical)
         except (pa.ArrowException, OSError) as exc:
             raise DataValidationError(f"{self.name}: cannot read as Parquet: {first_line(exc)}") from exc
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                return
-            except (pa.ArrowException, OSError) as exc:
-                raise DataValidationError(
-                    f"{self.name}: cannot read as Parquet after row {offset}: {first_line(exc)}"
-                ) from exc
-            if batch.num_rows:
-                cols = {c: batch.column(p) for c, p in zip(wanted, physical, strict=True)}
-                yield Batch(cols, offset)
-                offset += batch.num_rows
+        for offset, batch in record_batches(batches, self.name):
+            cols = {c: batch.column(p) for c, p in zip(wanted, physical, strict=True)}
+            yield Batch(cols, offset)
 
     def _csv_batches(self, wanted: Sequence[str], block_size: int) -> Iterator[Batch]:
         names = [f"c{i}" for i in range(self.n_fields)]
@@ -289,3 +278,23 @@ def _open_parquet(path: Path, name: str, aliases: Mapping[str, str]) -> Table:
     names = list(schema.names)
     columns = _map_header(name, names, aliases, lambda i: names[i])
     return Table(path, name, "parquet", tuple(names), columns)
+
+
+def record_batches(batches: Iterator[pa.RecordBatch], name: str) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """The non-empty batches of a Parquet reader, each with its first row's offset.
+
+    A read error names the file (``name``) and the row it stopped after.
+    """
+    offset = 0
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            raise DataValidationError(
+                f"{name}: cannot read as Parquet after row {offset}: {first_line(exc)}"
+            ) from exc
+        if batch.num_rows:
+            yield offset, batch
+            offset += batch.num_rows
