@@ -49,6 +49,7 @@ import pandas as pd
 from agents.engines import Engine, LocalEngine, Unit
 from agents.evaluation import paired_difference
 from agents.statistics import hierarchical_bootstrap, holm_bootstrap, paired_hierarchical_bootstrap
+from agents.trained import has_entry
 from agents.training import DEFAULT_TORCH_THREADS
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
 from decay_model.errors import ConfigError
@@ -255,13 +256,16 @@ def train_unit(train: Command, out: Path, argv: list[str], device: str | None = 
 def level_hyperparams(level: Level, algo: str, simulator_argv: Sequence[str] = ()) -> Path | None:
     """The YAML the level's ``algo`` runs train with, if the level has its own (``Level.hyperparams``).
 
-    A level's files were searched on the default preset, so another simulator (``simulator_argv``
-    naming another preset or a ``--sim`` folder) trains with the packaged defaults.
+    Only where the file has an entry for the preset ``simulator_argv`` selects (``--preset``,
+    default ``default``); a ``--sim`` folder has dynamics of its own, so it trains with the
+    packaged defaults.
     """
-    if level.hyperparams is None or tuple(simulator_argv) not in ((), ("--preset", "default")):
+    argv = list(simulator_argv)
+    if level.hyperparams is None or "--sim" in argv:
         return None
+    preset = argv[argv.index("--preset") + 1] if "--preset" in argv else "default"
     path = Path(str(files("agents") / "hyperparams" / level.hyperparams / f"{algo}.yml"))
-    return path if path.is_file() else None
+    return path if path.is_file() and has_entry(path, preset) else None
 
 
 def missing_seeds(bench: BenchmarkRun, runs: dict[str, list[Path]]) -> dict[str, list[int]]:

@@ -88,7 +88,7 @@ class SearchSettings:
         if self.algo not in SEARCHABLE:
             known = ", ".join(SEARCHABLE)
             raise ConfigError(f"--algo {self.algo!r} has no search space; searchable: {known}")
-        for name in ("trials", "timesteps", "valid_users", "search_users", "evaluations"):
+        for name in ("trials", "timesteps", "valid_users", "search_users", "evaluations", "torch_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         seeds.search_users(self.seed, self.search_users)  # checks the seed and the count

@@ -114,6 +114,20 @@ class Hyperparams:
             raise ConfigError(f"policy {self.policy!r}: cannot import it") from None
 
 
+def entry_ids(preset: str) -> list[str]:
+    """The YAML keys an entry for ``preset`` may have, the canonical env id first."""
+    return [env_id(preset)] + ([f"decaygym/InterestDecay-{preset}-v{VERSION}"] if preset == "default" else [])
+
+
+def has_entry(path: str | Path, preset: str) -> bool:
+    """Whether the YAML file at ``path`` has an entry for ``preset`` (False if it cannot be read)."""
+    try:
+        entries = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(entries, dict) and any(i in entries for i in entry_ids(preset))
+
+
 def load_hyperparams(algo: str, preset: str, path: str | Path | None = None) -> Hyperparams:
     """The hyperparameters of ``algo`` on ``preset`` from ``path`` (default: the packaged file).
 
@@ -127,7 +141,7 @@ def load_hyperparams(algo: str, preset: str, path: str | Path | None = None) -> 
         entries = yaml.safe_load(file.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{file}: cannot read the hyperparameters ({exc})") from None
-    ids = [env_id(preset)] + ([f"decaygym/InterestDecay-{preset}-v{VERSION}"] if preset == "default" else [])
+    ids = entry_ids(preset)
     entry = next((entries[i] for i in ids if isinstance(entries, dict) and i in entries), None)
     if not isinstance(entry, dict):
         raise ConfigError(f"{file}: no entry for {ids[0]} (preset {preset!r})")

@@ -39,7 +39,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--evaluations", type=int, default=5, help="validations per trial (default: 5)")
     parser.add_argument("--seed", type=int, default=0, help="training and sampler seed (default: 0)")
     parser.add_argument("--hyperparams", help="YAML whose entry the trials change (default: packaged)")
-    parser.add_argument("--torch-threads", type=int, help="per trial (default: 2)")
+    parser.add_argument(
+        "--torch-threads", type=int, default=DEFAULT_TORCH_THREADS, help="per trial (default: %(default)s)"
+    )
     add_engine_options(parser, search=True)
     return parser.parse_args(argv)
 
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         search_users=args.search_users,
         evaluations=args.evaluations,
         seed=args.seed,
-        torch_threads=args.torch_threads or DEFAULT_TORCH_THREADS,
+        torch_threads=args.torch_threads,
     )
     command = shlex.join(["decaygym-search", *(sys.argv[1:] if argv is None else argv)])
     if args.engine == "local" and args.parallel == 1 and args.storage is None:

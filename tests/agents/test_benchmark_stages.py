@@ -9,6 +9,7 @@ from agents.benchmark import (
     BenchmarkRun,
     Commands,
     explained_run,
+    level_hyperparams,
     missing_seeds,
     stage_train,
     stage_tune,
@@ -116,3 +117,19 @@ def test_a_failed_training_run_is_reported_and_the_others_still_train(tmp_path):
     }
     with pytest.raises(ConfigError, match="a2c_seed5 failed: RuntimeError: out of patience"):
         explained_run(run, runs, engine.failures)
+
+
+def test_a_levels_own_hyperparameters_apply_where_its_file_has_the_presets_entry(tmp_path, monkeypatch):
+    import agents.benchmark
+
+    folder = tmp_path / "hyperparams" / "tuned_level"
+    folder.mkdir(parents=True)
+    (folder / "ppo.yml").write_text("decaygym/InterestDecay-small-v1:\n  n_envs: 8\n")
+    monkeypatch.setattr(agents.benchmark, "files", lambda package: tmp_path)
+    level = replace(LEVELS["smoke"], hyperparams="tuned_level")
+    assert level_hyperparams(level, "ppo", ("--preset", "small")) == folder / "ppo.yml"
+    assert level_hyperparams(level, "ppo", ("--preset", "default")) is None  # no entry for it
+    assert level_hyperparams(level, "ppo", ()) is None  # the default preset
+    assert level_hyperparams(level, "a2c", ("--preset", "small")) is None  # no file
+    assert level_hyperparams(level, "ppo", ("--sim", "fitted_sim")) is None  # dynamics of its own
+    assert level_hyperparams(LEVELS["smoke"], "ppo", ("--preset", "small")) is None

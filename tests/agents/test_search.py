@@ -62,6 +62,8 @@ def test_search_settings_errors_name_the_option(tmp_path):
         tiny(trials=0)
     with pytest.raises(ConfigError, match="no search space"):
         tiny(algo="dqn")
+    with pytest.raises(ConfigError, match="--torch-threads must be >= 1, got 0"):
+        tiny(torch_threads=0)
     search(tiny(trials=1), tmp_path / "s")
     with pytest.raises(ConfigError, match="other settings"):
         search(tiny(trials=1, timesteps=2048), tmp_path / "s")
