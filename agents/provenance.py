@@ -39,6 +39,19 @@ def versions(extra: Sequence[str] = ()) -> dict[str, str]:
     return out
 
 
+def machine() -> dict[str, Any]:
+    """The CPU a run used (float results may depend on its instruction set), its cores and OS."""
+    model = platform.processor()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next(
+            (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), model
+        )
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": model, "platform": platform.platform()}
+
+
 def git_commit() -> str | None:
     """The commit of the checkout the code runs from, if it is a git checkout."""
     root = Path(__file__).resolve().parents[1]
@@ -82,6 +95,7 @@ def write_provenance(
             "seed": seed,
             "command": shlex.join(["python", "-m", *argv]),
             "versions": versions(),
+            "machine": machine(),
             "git_commit": git_commit(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
@@ -91,6 +105,5 @@ def write_provenance(
 def write_result_json(path: str | Path | None, result: dict[str, Any]) -> None:
     """A measurement's ``--json``: the result with the machine and the package versions, atomically."""
     if path:
-        machine = {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()}
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(path), {**result, "machine": machine, "versions": versions()})
+        atomic_write_json(Path(path), {**result, "machine": machine(), "versions": versions()})
