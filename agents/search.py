@@ -46,7 +46,7 @@ from agents.evaluation import evaluate
 from agents.trained import env_id, load_policy
 from agents.training import DEFAULT_TORCH_THREADS, TrainSettings, train
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
-from decay_model.errors import ConfigError
+from decay_model.errors import ConfigError, DecaygymError
 
 STUDY_FILE = "study.db"
 STUDY_NAME = "decaygym"
@@ -55,6 +55,11 @@ TRIALS_FILE = "trials.csv"
 SUMMARY_FILE = "summary.json"
 #: algorithms with a search space (the per-item actor-critic ones share PPO's)
 SEARCHABLE = ("ppo", "maskable_ppo", "recurrent_ppo")
+#: version of :func:`sample_ppo`'s space, stored with a study: Optuna cannot resume a study whose
+#: categorical choices changed, so a study of another space is refused with this name
+SPACE_VERSION = 2
+#: failed trials in a row after which a search stops (a failure that repeats is not bad luck)
+MAX_FAILURES_IN_A_ROW = 3
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ class SearchSettings:
     """Torch threads of each trial's training run (a Ray trial asks for as many CPUs)."""
     sim: str | None = None
     """Simulator folder instead of the preset (as ``decaygym-train --sim``)."""
+    space: int = SPACE_VERSION
+    """Version of the search space the trials sample."""
 
     def __post_init__(self) -> None:
         if self.algo not in SEARCHABLE:
@@ -224,11 +231,14 @@ def open_study(settings: SearchSettings, out: Path, storage_at: str | None = Non
         pruner=_pruner(),
         load_if_exists=True,
     )
-    stored = study.user_attrs.get("settings")
-    if stored is not None and {**stored, "trials": settings.trials} != _jsonable(settings):
+    stored = study.user_attrs.get("settings") or {}
+    given = _jsonable(settings)
+    differ = {k: (stored.get(k), v) for k, v in given.items() if k != "trials" and stored.get(k) != v}
+    if stored and differ:
+        what = "; ".join(f"{k}: stored {old!r}, given {new!r}" for k, (old, new) in differ.items())
         raise ConfigError(
-            f"{out}: holds a search with other settings; use another --out, or the same options (any "
-            "--trials) to resume"
+            f"{out}: holds a search with other settings ({what}); use another --out, or the same "
+            "options (any --trials) to resume"
         )
     study.set_user_attr("settings", _jsonable(settings))
     # a resumed search draws on from where its trials stopped, not from trial 0's values again
@@ -257,12 +267,58 @@ def search(
     bar = progress if progress is not None else Progress(disable=True)
     with bar:
         task = bar.add_task(f"{settings.algo} search", total=settings.trials, completed=finished(study))
+        failures, guarded = _FailuresInARow(), _Guarded(objective(settings, out))
         while finished(study) < settings.trials:
-            study.optimize(objective(settings, out), n_trials=1, catch=(ValueError, RuntimeError))
+            try:
+                study.optimize(guarded, n_trials=1, catch=CAUGHT)
+            except _Fatal as fatal:
+                write_results(study, settings, out, command)
+                raise fatal.__cause__ from None  # type: ignore[misc]
+            failures.count(study.trials[-1], guarded.error)
             bar.update(task, completed=finished(study))
             write_results(study, settings, out, command)
     write_results(study, settings, out, command)
     return study
+
+
+#: errors a trial may end with and the search go on (e.g. a diverged training run's NaN);
+#: decaygym's own errors (a bad setting, a missing file) are not among them
+CAUGHT = (ValueError, RuntimeError)
+
+
+class _Fatal(Exception):
+    """Carries an error that must end the search through Optuna's ``catch``."""
+
+
+class _Guarded:
+    """The objective, with decaygym's own errors made fatal and the last error kept for the report."""
+
+    def __init__(self, objective: Callable[[optuna.Trial], float]) -> None:
+        self.objective = objective
+        self.error: str | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.error = None
+        try:
+            return self.objective(trial)
+        except DecaygymError as exc:
+            raise _Fatal() from exc
+        except CAUGHT as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            raise
+
+
+class _FailuresInARow:
+    """Counts failed trials in a row; the search stops at ``MAX_FAILURES_IN_A_ROW``."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def count(self, trial: optuna.trial.FrozenTrial, error: str | None = None) -> None:
+        self.n = self.n + 1 if trial.state == TrialState.FAIL else 0
+        if self.n >= MAX_FAILURES_IN_A_ROW:
+            why = error or "see the log above"
+            raise RuntimeError(f"{self.n} trials in a row failed (the last, trial {trial.number}: {why})")
 
 
 def search_parallel(
@@ -277,7 +333,8 @@ def search_parallel(
     """Run (or resume) the search with ``parallel`` trials at a time, each a unit of ``engine``.
 
     A trial that fails with ValueError or RuntimeError, or whose worker died, is marked failed and
-    its slot run again (as :func:`search` does); any other error ends the search.
+    its slot run again (as :func:`search` does); decaygym's own errors, any other error, or
+    ``MAX_FAILURES_IN_A_ROW`` failures in a row end the search.
     """
     out = Path(out)
     url = storage_url(out, storage)
@@ -297,6 +354,7 @@ def search_parallel(
             str(trial.number), run_trial, args, settings.torch_threads, labels={"trial": trial.number}
         )
 
+    failures = _FailuresInARow()
     for outcome in engine.stream("search", next_trial, total=settings.trials, parallel=parallel):
         number = int(outcome.unit.name)
         if outcome.ok:
@@ -304,10 +362,16 @@ def search_parallel(
             study.tell(number, value if state == "complete" else None, state=TrialState[state.upper()])
         else:
             study.tell(number, state=TrialState.FAIL)
-            if not (outcome.lost or isinstance(outcome.exception, (ValueError, RuntimeError))):
+            error = outcome.exception
+            if isinstance(error, DecaygymError) or not (outcome.lost or isinstance(error, CAUGHT)):
                 write_results(study, settings, out, command)
-                raise outcome.exception or RuntimeError(outcome.error)
+                raise error or RuntimeError(outcome.error)
         write_results(study, settings, out, command)
+        try:
+            failures.count(study.trials[number], outcome.error)
+        except RuntimeError:
+            write_results(study, settings, out, command)
+            raise
     write_results(study, settings, out, command)
     return study
 

@@ -215,8 +215,9 @@ class GroupData:
         ``shard = (rank, size)`` yields rank's share of each batch (every size-th group of it, as
         ``DistributedSampler`` deals them): the ranks, given generators in the same state, draw
         the same order and together cover each batch. With more than one rank the order is first
-        padded, by repeating its start, to a multiple of size, so that every rank gets the same
-        number of batches and none is empty.
+        padded, by repeating its start, to a multiple of size; with ``batch_groups`` a multiple of
+        size too (``distributed.join`` demands it), every rank gets an equal, non-empty share of
+        every batch.
         """
         if generator is None:
             order = np.arange(self.n_groups)

@@ -95,7 +95,8 @@ def join(device: torch.device, batch_groups: int) -> tuple[World, torch.device]:
 
     Under torchrun the process group is created here when nobody created it before (and left at
     exit); a CUDA device without an index becomes the GPU of ``LOCAL_RANK``. A process group that
-    the caller created is used as it is. A batch must give every rank at least one group.
+    the caller created is used as it is. A batch must split evenly over the ranks (so that the
+    ranks' mean losses, which DDP averages, weigh every group alike).
     """
     if not dist.is_available() or (not dist.is_initialized() and launched_world_size() <= 1):
         return World(), device
@@ -111,10 +112,10 @@ def join(device: torch.device, batch_groups: int) -> tuple[World, torch.device]:
         atexit.register(_leave)
     if dist.get_world_size() == 1:
         return World(), device
-    if batch_groups < dist.get_world_size():
+    if batch_groups % dist.get_world_size():
         raise ConfigError(
-            f"NeuralDecayConfig.batch_groups={batch_groups} is smaller than the {dist.get_world_size()} "
-            "processes: every process needs at least one group per batch"
+            f"NeuralDecayConfig.batch_groups={batch_groups} is not a multiple of the "
+            f"{dist.get_world_size()} processes: every process needs the same share of every batch"
         )
     comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
     return World(dist.get_rank(), dist.get_world_size(), comm), device

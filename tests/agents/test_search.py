@@ -65,7 +65,7 @@ def test_search_settings_errors_name_the_option(tmp_path):
     with pytest.raises(ConfigError, match="--torch-threads must be >= 1, got 0"):
         tiny(torch_threads=0)
     search(tiny(trials=1), tmp_path / "s")
-    with pytest.raises(ConfigError, match="other settings"):
+    with pytest.raises(ConfigError, match="other settings \\(timesteps: stored 1024, given 2048\\)"):
         search(tiny(trials=1, timesteps=2048), tmp_path / "s")
 
 
@@ -85,3 +85,29 @@ def test_a_pruned_trial_is_recorded_as_pruned(tmp_path, monkeypatch):
     study = search(tiny(trials=1), tmp_path / "search")
     assert [t.state.name for t in study.trials] == ["PRUNED"]
     assert pd.read_csv(tmp_path / "search" / "trials.csv")["state"].tolist() == ["pruned"]
+
+
+def test_a_failure_that_repeats_ends_the_search_and_decaygyms_own_errors_end_it_at_once(
+    tmp_path, monkeypatch
+):
+    import agents.search
+
+    def diverge(*args, **kwargs):
+        raise RuntimeError("loss is NaN")
+
+    monkeypatch.setattr(agents.search, "train", diverge)
+    with pytest.raises(RuntimeError, match=r"3 trials in a row failed .*loss is NaN"):
+        search(tiny(trials=5), tmp_path / "nan")
+    assert [
+        t.state.name
+        for t in optuna.load_study(
+            study_name="decaygym", storage=f"sqlite:///{tmp_path / 'nan' / 'study.db'}"
+        ).trials
+    ] == ["FAIL"] * 3
+
+    def missing(*args, **kwargs):
+        raise ConfigError("--sim runs/sim: no such folder")
+
+    monkeypatch.setattr(agents.search, "train", missing)
+    with pytest.raises(ConfigError, match="no such folder"):
+        search(tiny(trials=5), tmp_path / "missing")

@@ -16,7 +16,7 @@ from decay_model.neural import (
     preset,
 )
 from decay_model.population import check_encoded, summarize_population
-from decay_model.sequences import CAND_FEATURES, EventIndex, GroupData, build_vocab
+from decay_model.sequences import CAND_FEATURES, EventIndex, GroupData, build_vocab, padded_groups
 from decay_model.synthetic import SyntheticConfig, generate
 
 
@@ -68,6 +68,19 @@ def test_batches_are_padded_and_use_only_the_past(task: EvalTask) -> None:
     ex = task.examples("valid")
     rows = data.cand_row[batch["cand_index"].numpy()]
     np.testing.assert_array_equal(batch["label"].numpy(), ex["label"].to_numpy()[rows])
+
+
+def test_every_rank_gets_an_equal_nonempty_share_of_every_batch(task: EvalTask) -> None:
+    data = GroupData.from_task(task, "valid")
+    vocab = build_vocab(data.index, task.split.valid_start, 1, 100)
+    size, batch_groups = 3, 6
+    assert data.n_groups % batch_groups  # a short last batch, as on real data
+    shares = [
+        [len(b["seq_cat"]) for b in data.batches(batch_groups, vocab, 8, 4, shard=(rank, size))]
+        for rank in range(size)
+    ]
+    assert shares[0] == shares[1] == shares[2] and min(shares[0]) >= 1
+    assert sum(map(sum, shares)) == padded_groups(data.n_groups, size)
 
 
 def test_fit_predicts_probabilities_with_positive_rates(task: EvalTask, fitted: NeuralDecay) -> None:
