@@ -50,8 +50,8 @@ def validations(run_dir: Path) -> list[Validation]:
     """The validations a run folder's ``eval/evaluations.npz`` holds."""
     path = run_dir / EVALUATIONS
     try:
-        data = np.load(path)
-        steps, results, lengths = data["timesteps"], data["results"], data["ep_lengths"]
+        with np.load(path) as data:
+            steps, results, lengths = data["timesteps"], data["results"], data["ep_lengths"]
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: not an EvalCallback record ({exc})") from None
     out = []
@@ -62,10 +62,14 @@ def validations(run_dir: Path) -> list[Validation]:
     return out
 
 
-def make_record(run_dir: Path) -> dict[str, Any]:
-    """The record of a finished run: its settings, provenance and validations."""
+def make_record(run_dir: Path, torch_threads: int | None = None) -> dict[str, Any]:
+    """The record of a finished run: its settings, provenance and validations.
+
+    ``torch_threads``: the count the run trained with, where its ``config.json`` predates
+    recording it (``agents.training.stored_settings``).
+    """
     config = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
-    settings = stored_settings(run_dir)  # a record states the thread count even where config.json predates it
+    settings = stored_settings(run_dir, torch_threads)
     return {
         "command": config.get("command"),
         "settings": asdict(settings),
@@ -85,12 +89,17 @@ def load_record(path: Path) -> tuple[TrainSettings, list[Validation]]:
         raise ConfigError(f"{path}: not a reproduction record ({exc})") from None
 
 
-def check(record: Path, n: int | None, out: Path) -> list[tuple[Validation, Validation | None]]:
-    """Train the record's run into ``out`` up to its ``n``-th validation (all when None).
+def check(
+    record: Path, n: int | None, out: Path, device: str = "cpu"
+) -> list[tuple[Validation, Validation | None]]:
+    """Train the record's run into ``out`` on ``device`` up to its ``n``-th validation (all when None).
 
     Returns the published validation beside the new one (None if the new run has none there).
+    The published figures were trained on CPU, and GPU kernels need not be bitwise deterministic,
+    so the device is CPU unless asked otherwise.
     """
     settings, published = load_record(record)
+    settings = replace(settings, device=device)
     n = len(published) if n is None else n
     if not 1 <= n <= len(published):
         raise ConfigError(f"--validations must be in 1..{len(published)} for {record}, got {n}")
@@ -109,10 +118,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     rec = sub.add_parser("record", help="write the record of a finished training run")
     rec.add_argument("run", type=Path, help="training run folder (config.json, eval/evaluations.npz)")
     rec.add_argument("file", type=Path, help="record to write (JSON)")
+    rec.add_argument(
+        "--torch-threads", type=int, help="threads the run trained with, if its config.json does not say"
+    )
     chk = sub.add_parser("check", help="re-run a record's training and compare its validations")
     chk.add_argument("file", type=Path, help="record (JSON)")
     chk.add_argument("--validations", type=int, help="compare the first N (default: all)")
     chk.add_argument("--out", type=Path, help="run folder of the re-run (default: a temporary one)")
+    chk.add_argument("--device", default="cpu", help="torch device of the re-run (default: cpu)")
     return parser.parse_args(argv)
 
 
@@ -120,12 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Write a record, or check one; prints one line per validation."""
     args = parse_args(argv)
     if args.action == "record":
-        atomic_write_json(args.file, make_record(args.run))
+        atomic_write_json(args.file, make_record(args.run, args.torch_threads))
         print(f"record of {args.run} written to {args.file}")
         return 0
     with tempfile.TemporaryDirectory() as scratch:
-        pairs = check(args.file, args.validations, args.out or Path(scratch) / "run")
-    print(f"this machine: {machine()}; torch {versions()['torch']}")
+        pairs = check(args.file, args.validations, args.out or Path(scratch) / "run", args.device)
+    print(f"this machine: {machine()}; torch {versions()['torch']} on {args.device}")
     same = True
     for published, now in pairs:
         ok = now is not None and now == published

@@ -368,8 +368,12 @@ def run_record(
     }
 
 
-def stored_settings(run_dir: Path) -> TrainSettings:
-    """The settings a run folder's ``config.json`` records (what ``--resume`` continues with)."""
+def stored_settings(run_dir: Path, torch_threads: int | None = None) -> TrainSettings:
+    """The settings a run folder's ``config.json`` records (what ``--resume`` continues with).
+
+    A ``config.json`` written before runs recorded their thread count needs ``torch_threads``,
+    the count it trained with: filling in today's default could claim a count it never had.
+    """
     config_path = run_dir / RUN_CONFIG_FILE
     try:
         stored = json.loads(config_path.read_text())["config"]["settings"]
@@ -377,4 +381,11 @@ def stored_settings(run_dir: Path) -> TrainSettings:
         raise ConfigError(
             f"--resume: {run_dir} is not a training run folder (no readable {config_path.name})"
         ) from None
+    if "torch_threads" not in stored:
+        if torch_threads is None:
+            raise ConfigError(
+                f"{config_path} records no torch thread count; give --torch-threads N, the count the "
+                "run trained with (torch's default: the machine's cores)"
+            )
+        stored = {**stored, "torch_threads": torch_threads}
     return TrainSettings(**stored)

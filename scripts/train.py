@@ -125,7 +125,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
 
 def settings_from_run(run_dir: Path, args: argparse.Namespace) -> TrainSettings:
     """Settings of the run to resume; an option that contradicts them is an error."""
-    settings = stored_settings(run_dir)
+    settings = stored_settings(run_dir, args.torch_threads)
     for option in RESUME_FIXED:
         given, kept = getattr(args, option), getattr(settings, option)
         if given is not None and given != kept:

@@ -47,3 +47,17 @@ def test_a_changed_number_or_thread_count_is_reported_as_a_difference(published,
         reproduction.main(["check", str(changed)])
     with pytest.raises(ConfigError, match=r"--validations must be in 1\.\.4"):
         reproduction.main(["check", str(published), "--validations", "5"])
+
+
+def test_a_run_that_does_not_record_its_thread_count_needs_it_said(published, tmp_path):
+    import shutil
+
+    run = tmp_path / "old_run"
+    shutil.copytree(published.parent / "run", run)
+    config = json.loads((run / "config.json").read_text())
+    del config["config"]["settings"]["torch_threads"]
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="records no torch thread count; give --torch-threads N"):
+        reproduction.main(["record", str(run), str(tmp_path / "r.json")])
+    assert reproduction.main(["record", str(run), str(tmp_path / "r.json"), "--torch-threads", "1"]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["settings"]["torch_threads"] == 1
