@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agents import seeds
 from agents.engines import Engine, LocalEngine, Unit
 from agents.evaluation import paired_difference
 from agents.statistics import hierarchical_bootstrap, holm_bootstrap, paired_hierarchical_bootstrap
@@ -328,7 +329,10 @@ def stage_evaluate(
     out = bench.run_dir / "evaluate"
     models = [str(model_path(r)) for algo_runs in runs.values() for r in algo_runs]
     wanted = [*BASELINE_POLICIES, *models, str(tree), *bench.policies]
-    if not _done(out / "summary.json") or not _evaluated(out / "summary.json", wanted, commands.spec_key):
+    users = seeds.eval_users(bench.seed, bench.level.eval_users).to_dict()
+    if not _done(out / "summary.json") or not _evaluated(
+        out / "summary.json", wanted, users, commands.spec_key
+    ):
         argv = [
             *bench.simulator_argv, "--seed", str(bench.seed), "--eval-users", str(bench.level.eval_users),
             "--tuned", str(tuned), "--out", str(out), "--policies", *wanted,
@@ -337,10 +341,16 @@ def stage_evaluate(
     return out
 
 
-def _evaluated(summary_path: Path, wanted: list[str], key: Callable[[str], str]) -> bool:
-    """Whether a finished evaluation covers every wanted policy (names, custom specs, model files by path)."""
-    done = {key(v["spec"]) for v in json.loads(summary_path.read_text())["policies"].values()}
-    return {key(spec) for spec in wanted} <= done
+def _evaluated(
+    summary_path: Path, wanted: list[str], users: dict[str, int], key: Callable[[str], str]
+) -> bool:
+    """Whether a finished evaluation was on ``users`` (a seed range) and covers every policy wanted.
+
+    Policies are matched by ``key``: names, custom specs, model files by path.
+    """
+    summary = json.loads(summary_path.read_text())
+    done = {key(v["spec"]) for v in summary["policies"].values()}
+    return summary.get("eval_seeds") == users and {key(spec) for spec in wanted} <= done
 
 
 def seed_spread(

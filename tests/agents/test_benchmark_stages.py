@@ -4,13 +4,16 @@ from pathlib import Path
 
 import pytest
 
+from agents import seeds
 from agents.benchmark import (
+    BASELINE_POLICIES,
     LEVELS,
     BenchmarkRun,
     Commands,
     explained_run,
     level_hyperparams,
     missing_seeds,
+    stage_evaluate,
     stage_train,
     stage_tune,
 )
@@ -133,3 +136,23 @@ def test_a_levels_own_hyperparameters_apply_where_its_file_has_the_presets_entry
     assert level_hyperparams(level, "a2c", ("--preset", "small")) is None  # no file
     assert level_hyperparams(level, "ppo", ("--sim", "fitted_sim")) is None  # dynamics of its own
     assert level_hyperparams(LEVELS["smoke"], "ppo", ("--preset", "small")) is None
+
+
+def test_an_evaluation_is_reused_only_on_the_same_users_and_policies(tmp_path):
+    run = bench(tmp_path)
+    out = tmp_path / "evaluate"
+    out.mkdir()
+
+    def evaluated(n_users):
+        policies = {name: {"spec": name} for name in BASELINE_POLICIES}
+        policies["tree"] = {"spec": "tree.json"}
+        users = seeds.eval_users(5, n_users).to_dict()
+        (out / "summary.json").write_text(json.dumps({"policies": policies, "eval_seeds": users}))
+
+    calls = []
+    evaluated(LEVELS["smoke"].eval_users)
+    stage_evaluate(run, recording_commands(calls), {}, Path("tree.json"), tmp_path / "tuned.json")
+    assert calls == []
+    evaluated(40)  # an earlier run of the level on fewer users
+    stage_evaluate(run, recording_commands(calls), {}, Path("tree.json"), tmp_path / "tuned.json")
+    assert [name for name, _ in calls] == ["evaluate"]
