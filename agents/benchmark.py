@@ -215,9 +215,11 @@ def stage_train(
                 continue
             if bench.finished_only:
                 continue
+            cpus = DEFAULT_TORCH_THREADS  # the run's torch threads, and the CPUs its unit asks for
             argv = [
                 "--algo", algo, *bench.simulator_argv, "--seed", str(bench.seed + k),
                 "--timesteps", str(level.timesteps), "--eval-users", str(level.valid_users),
+                "--torch-threads", str(cpus),
             ]  # fmt: skip
             if level.n_envs is not None:
                 argv += ["--n-envs", str(level.n_envs)]
@@ -226,7 +228,6 @@ def stage_train(
                 argv += ["--hyperparams", str(tuned_file)]
             gpus = 1 if (bench.device or "").startswith("cuda") else 0
             labels = {"agent": algo, "seed": bench.seed + k}
-            cpus = DEFAULT_TORCH_THREADS  # decaygym-train's torch threads
             unit = Unit(out.name, train_unit, (commands.train, out, argv, bench.device), cpus, gpus, labels)
             planned.append((algo, out, unit))
     units = [unit for _, _, unit in planned if unit is not None]
@@ -264,7 +265,10 @@ def level_hyperparams(level: Level, algo: str, simulator_argv: Sequence[str] = (
     argv = list(simulator_argv)
     if level.hyperparams is None or "--sim" in argv:
         return None
-    preset = argv[argv.index("--preset") + 1] if "--preset" in argv else "default"
+    at = argv.index("--preset") + 1 if "--preset" in argv else None
+    if at is not None and at >= len(argv):
+        raise ConfigError("--preset needs a preset name")
+    preset = "default" if at is None else argv[at]
     path = Path(str(files("agents") / "hyperparams" / level.hyperparams / f"{algo}.yml"))
     return path if path.is_file() and has_entry(path, preset) else None
 

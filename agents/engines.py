@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import platform
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Any
 from rich.progress import Progress
 
 from decay_model.errors import ConfigError
+from decay_model.threads import torch_threads
 
 ENGINES = ("local", "ray")
 RAY_MISSING = "--engine ray needs Ray, an optional extra: pip install -e '.[ray]'"
@@ -184,21 +186,22 @@ def _run_unit(
 ) -> Any:
     """A Ray task's body: say it started, run torch on the unit's CPUs, call the unit.
 
-    It runs in the caller's folder ``cwd`` where the node has it (a shared file system), so that
-    relative paths mean what they mean to the caller.
+    It runs in the caller's folder ``cwd``, so that relative paths mean what they mean to the
+    caller; a node without that folder (no shared file system) is an error, not a run elsewhere.
     """
-    import torch
-
     if tracker is not None:
         tracker.mark.remote(key)
-    before, here = torch.get_num_threads(), os.getcwd()
-    torch.set_num_threads(threads)
-    if os.path.isdir(cwd):
-        os.chdir(cwd)
+    if not os.path.isdir(cwd):
+        raise ConfigError(
+            f"{cwd}: no such folder on node {platform.node()}; the run folders must be on a file "
+            "system every node shares"
+        )
+    here = os.getcwd()
+    os.chdir(cwd)
     try:
-        return fn(*args)
+        with torch_threads(threads):
+            return fn(*args)
     finally:
-        torch.set_num_threads(before)
         os.chdir(here)
 
 

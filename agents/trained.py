@@ -120,11 +120,15 @@ def entry_ids(preset: str) -> list[str]:
 
 
 def has_entry(path: str | Path, preset: str) -> bool:
-    """Whether the YAML file at ``path`` has an entry for ``preset`` (False if it cannot be read)."""
+    """Whether the YAML file at ``path`` has an entry for ``preset``.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed (a broken file must not read as "no entry").
+    """
     try:
         entries = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the hyperparameters ({exc})") from None
     return isinstance(entries, dict) and any(i in entries for i in entry_ids(preset))
 
 

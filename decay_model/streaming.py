@@ -728,7 +728,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k in ("horizon_hours", "step_hours", "train_days", "valid_days", "test_days", "warmup_days")
         }
     )
-    fit_config = DecayFitConfig(max_iter=args.max_iter) if args.max_iter else DecayFitConfig()
+    if args.max_iter is not None and args.max_iter < 1:
+        raise ConfigError(f"--max-iter must be >= 1, got {args.max_iter}")
+    if args.max_rows < 1:
+        raise ConfigError(f"--max-rows must be >= 1, got {args.max_rows}")
+    fit_config = DecayFitConfig() if args.max_iter is None else DecayFitConfig(max_iter=args.max_iter)
     out = Path(args.out)
     console = Console(stderr=True)
     log = PartitionedLog.open(args.logs)
@@ -761,7 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data=card,
         task_config=task_config,
         metrics=metrics,  # type: ignore[arg-type]
-        extra={"command": command, "streaming": report.to_dict()},
+        extra={"command": command},  # timings and memory go to streaming.json, not the artifact
     )
     print(report.summary())
     if args.compare:

@@ -126,9 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     args = parse_args(argv)
+    for option, value in (("--events", args.events), ("--bucket-events", args.bucket_events)):
+        if not (math.isfinite(value) and value == round(value) and value >= 1):
+            raise ConfigError(f"{option} must be a whole number >= 1, got {value:g}")
     n_events, bucket_events = round(args.events), round(args.bucket_events)
-    if n_events != args.events or bucket_events != args.bucket_events:
-        raise ConfigError("--events and --bucket-events must be whole numbers")
     console = Console(stderr=True)
     start = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"))

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from agents.engines import add_engine_options, engine_from_args
+from agents.engines import LocalEngine, add_engine_options, engine_from_args
 from agents.search import SEARCHABLE, SearchSettings, search, search_parallel, trials_table
 from agents.trained import load_hyperparams
 from agents.training import DEFAULT_TORCH_THREADS
@@ -64,11 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch_threads=args.torch_threads,
     )
     command = shlex.join(["decaygym-search", *(sys.argv[1:] if argv is None else argv)])
-    if args.engine == "local" and args.parallel == 1 and args.storage is None:
-        with progress() as bar:
-            study = search(settings, args.out, command=command, progress=bar)
-    else:
-        with engine_from_args(args, progress) as engine:
+    with engine_from_args(args, progress) as engine:  # refuses Ray's options without --engine ray
+        if isinstance(engine, LocalEngine) and args.parallel == 1 and args.storage is None:
+            with progress() as bar:
+                study = search(settings, args.out, command=command, progress=bar)
+        else:
             study = search_parallel(
                 settings, args.out, engine, args.parallel, storage=args.storage, command=command
             )

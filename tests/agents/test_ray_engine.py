@@ -98,3 +98,11 @@ def test_the_ray_engine_without_ray_says_how_to_install_it(monkeypatch, tmp_path
     assert not (tmp_path / "b").exists()
     with pytest.raises(ConfigError, match="need --engine ray"):
         search_script.main(["--preset", "small", "--parallel", "2", "--out", str(tmp_path / "s")])
+
+
+def test_a_ray_task_refuses_a_run_folder_its_node_does_not_have(tmp_path):
+    from agents.engines import _run_unit
+
+    with pytest.raises(ConfigError, match="no such folder on node .*file system every node shares"):
+        _run_unit(print, (), 1, str(tmp_path / "elsewhere"), None, "unit")
+    assert _run_unit(os.getcwd, (), 1, str(tmp_path), None, "unit") == str(tmp_path)
