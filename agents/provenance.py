@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
-import shlex
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from importlib import metadata
@@ -14,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from decay_model.atomic import atomic_write_json
+from decay_model.errors import command_line
 
 _PACKAGES = (
     "decaygym",
@@ -87,13 +86,12 @@ def write_provenance(
     The command is ``python -m module`` with ``argv``, or with ``sys.argv``'s options when None
     (a console script's ``main`` is called without its options).
     """
-    argv = [module, *(sys.argv[1:] if argv is None else argv)]
     atomic_write_json(
         run_dir / "config.json",
         {
             "config": config,
             "seed": seed,
-            "command": shlex.join(["python", "-m", *argv]),
+            "command": command_line(f"python -m {module}", argv),
             "versions": versions(),
             "machine": machine(),
             "git_commit": git_commit(),

@@ -7,6 +7,7 @@ with status 2 instead of showing a traceback.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -45,3 +46,8 @@ def run_command(
         print(f"{prog}: interrupted; results already written are kept", file=sys.stderr)
         code = 130
     raise SystemExit(code)
+
+
+def command_line(prog: str, argv: Sequence[str] | None = None) -> str:
+    """The command as a shell would take it: ``prog`` and ``argv`` (the process's options when None)."""
+    return shlex.join([*shlex.split(prog), *(sys.argv[1:] if argv is None else argv)])

@@ -51,7 +51,6 @@ import itertools
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -64,7 +63,7 @@ import torch
 
 from decay_model.artifact import save_artifact
 from decay_model.atomic import atomic_write_json
-from decay_model.errors import ConfigError, DataValidationError, run_command
+from decay_model.errors import ConfigError, DataValidationError, command_line, run_command
 from decay_model.exponential import DTYPE, KINDS, DecayFitConfig, ExponentialDecay, RandomEffect, _DecayCore
 from decay_model.exponential import _marginal_tau2 as marginal_tau2
 from decay_model.exponential import _nll as nll
@@ -757,7 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_partition=lambda _: bar.advance(reading),
             on_pass=lambda step: bar.update(fitting, advance=1, description=f"fitting: {step}"),
         )
-    command = "python -m decay_model.streaming " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("python -m decay_model.streaming", argv)
     result: dict[str, Any] = {"command": command, **report.to_dict(), "metrics": metrics}
     save_artifact(
         model,

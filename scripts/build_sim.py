@@ -13,11 +13,11 @@ can stop the build: ``envs.build``; what the folder holds: ``envs.simulator_fold
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from decay_model.errors import command_line
 from decay_model.exponential import DecayFitConfig
 from decay_model.neural import PRESETS
 from decay_model.synthetic import write_synthetic_log
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     points = 1
     for values in grid.values():
         points *= len(values)
-    command = " ".join([PROG, *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(PROG, argv)
     provenance: dict[str, object] = {"command": command, "versions": versions()}
     logs = args.logs
     if logs is None:

@@ -13,7 +13,6 @@ scripts.fit_decay --model neural`` trains it on two processes (GPUs); rank 0 wri
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from decay_model.comparison_report import (
     print_table,
     write_report,
 )
-from decay_model.errors import ConfigError
+from decay_model.errors import ConfigError, command_line
 from decay_model.neural import PRESETS, NeuralDecay, preset
 from decay_model.neural.distributed import launched_rank, launched_world_size
 from decay_model.synthetic import load_log_or_synthetic
@@ -126,10 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_dir / "artifacts" / name,
                 log=log,
                 periods=REPORTED_SPLITS,
-                extra={
-                    "command": "python -m scripts.fit_decay "
-                    + " ".join(sys.argv[1:] if argv is None else argv)
-                },
+                extra={"command": command_line("python -m scripts.fit_decay", argv)},
             )
             fitted[name] = model
             test_predictions[name] = predictions["test"]

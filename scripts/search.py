@@ -12,8 +12,6 @@ Rerunning the same command after an interruption finishes the missing trials.
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -23,6 +21,7 @@ from agents.engines import LocalEngine, add_engine_options, engine_from_args
 from agents.search import SEARCHABLE, SearchSettings, search, search_parallel, trials_table
 from agents.trained import load_hyperparams
 from agents.training import DEFAULT_TORCH_THREADS
+from decay_model.errors import command_line
 from scripts.common import add_simulator_options, console, entry_point, progress, resolve_simulator
 
 
@@ -63,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         torch_threads=args.torch_threads,
     )
-    command = shlex.join(["decaygym-search", *(sys.argv[1:] if argv is None else argv)])
+    command = command_line("decaygym-search", argv)
     with engine_from_args(args, progress) as engine:  # refuses Ray's options without --engine ray
         if isinstance(engine, LocalEngine) and args.parallel == 1 and args.storage is None:
             with progress() as bar:
