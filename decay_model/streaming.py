@@ -68,7 +68,7 @@ from decay_model.exponential import DTYPE, KINDS, DecayFitConfig, ExponentialDec
 from decay_model.exponential import _marginal_tau2 as marginal_tau2
 from decay_model.exponential import _nll as nll
 from decay_model.logs.dataset import DEFAULT_BATCH_ROWS, PARTITION, PartitionedLog
-from decay_model.memory import map_large_blocks, peak_rss_mib, release_free_memory
+from decay_model.memory import peak_rss_mib, release_free_memory
 from decay_model.metrics import EPS
 from decay_model.task import PERIODS, EvalTask, History, TaskConfig, TimeSplit, split_between
 
@@ -734,7 +734,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit_config = DecayFitConfig() if args.max_iter is None else DecayFitConfig(max_iter=args.max_iter)
     out = Path(args.out)
     console = Console(stderr=True)
-    map_large_blocks()  # L-BFGS's history vectors then leave no heap holes behind
     log = PartitionedLog.open(args.logs)
     with Progress(
         SpinnerColumn(),
