@@ -89,6 +89,26 @@ def load_record(path: Path) -> tuple[TrainSettings, list[Validation]]:
         raise ConfigError(f"{path}: not a reproduction record ({exc})") from None
 
 
+def provenance_differences(record: dict[str, Any]) -> list[str]:
+    """What differs between the record's versions and CPU and this process's, as ``name: then -> now``.
+
+    A re-run that differs on another CPU type or torch build is expected (float kernels differ,
+    and training amplifies a last-bit difference); one that differs with none of these is a bug.
+    """
+    out = []
+    recorded_versions = record.get("versions") or {}
+    for name, now in versions().items():
+        then = recorded_versions.get(name)
+        if then is not None and then != now:
+            out.append(f"{name}: {then} -> {now}")
+    recorded_machine = record.get("machine")
+    if recorded_machine is None:
+        out.append("cpu: not recorded")
+    elif recorded_machine.get("cpu") != machine()["cpu"]:
+        out.append(f"cpu: {recorded_machine.get('cpu')} -> {machine()['cpu']}")
+    return out
+
+
 def check(
     record: Path, n: int | None, out: Path, device: str = "cpu"
 ) -> list[tuple[Validation, Validation | None]]:
@@ -148,6 +168,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{published.timesteps:>9} steps: published {published.mean_return!r} "
               f"{published.sha256[:12]}, now {got}: {verdict}")  # fmt: skip
     print(f"{len(pairs)} validations {'identical' if same else 'not identical'} to {args.file}")
+    if not same:
+        differences = provenance_differences(json.loads(args.file.read_text()))
+        if differences:
+            print(f"this machine differs from the record's in {'; '.join(differences)}: float kernels "
+                  "differ between CPU types and torch builds, other digits are expected there")  # fmt: skip
+        else:
+            print("same versions and CPU as the record: a difference here is a reproducibility bug")
     return 0 if same else 1
 
 

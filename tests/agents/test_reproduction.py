@@ -39,7 +39,14 @@ def test_a_changed_number_or_thread_count_is_reported_as_a_difference(published,
     changed = tmp_path / "changed.json"
     changed.write_text(json.dumps(record))
     assert reproduction.main(["check", str(changed), "--validations", "1"]) == 1
-    assert "DIFFERS" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "DIFFERS" in out and "same versions and CPU as the record: a difference here is a" in out
+    record["versions"]["torch"], record["machine"]["cpu"] = "2.0.0", "Another CPU"
+    changed.write_text(json.dumps(record))
+    assert reproduction.main(["check", str(changed), "--validations", "1"]) == 1
+    assert "differs from the record's in torch: 2.0.0 -> " in capsys.readouterr().out
+    assert reproduction.provenance_differences(record)[-1].startswith("cpu: Another CPU -> ")
+    assert reproduction.provenance_differences({**record, "machine": None})[-1] == "cpu: not recorded"
     record = json.loads(published.read_text())
     record["settings"]["torch_threads"] = 0
     changed.write_text(json.dumps(record))
