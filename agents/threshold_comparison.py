@@ -34,21 +34,12 @@ from agents.seeds import UserSeeds
 from agents.simulator import Simulator
 from agents.tuning import TuningGrid, TuningResult, grid_size, save_tuned, tune
 from decay_model.atomic import atomic_write_bytes, atomic_write_json
-from decay_model.errors import ConfigError
 
 #: the families ``decaygym-tune-threshold`` can tune and compare (the oracle is ``decaygym-evaluate``'s)
 FAMILIES = ("threshold", "threshold_plus", "best_rule")
 LABELS = {"threshold_plus": "threshold+", "best_rule": "best rule"}
 #: the trivial policies every tuned rule is compared with
 TRIVIAL = 4
-
-
-def grid_pairs(show: list[float], retire: list[float]) -> list[tuple[float, float]]:
-    """Every (show_above, retire_below) with retire_below <= show_above."""
-    pairs = [(s, r) for s in show for r in retire if r <= s]
-    if not pairs:
-        raise ConfigError("--grid: no pair has retire_below <= show_above")
-    return pairs
 
 
 def fmt_ci(row: pd.Series, digits: int = 3) -> str:

@@ -154,6 +154,8 @@ class TuningGrid:
         """The grid of the comma lists commands and levels give (``--grid``, ``--max-unanswered``)."""
         show = parse_floats(show_above, "--grid SHOW_ABOVE")
         retire = parse_floats(retire_below, "--grid RETIRE_BELOW")
+        if not any(r <= s for s in show for r in retire):
+            raise ConfigError("--grid: no pair has retire_below <= show_above")
         return cls(tuple(show), tuple(retire), parse_max_unanswered(max_unanswered))
 
     def __post_init__(self) -> None:

@@ -22,7 +22,6 @@ from agents import tuning
 from agents.threshold_comparison import (
     FAMILIES,
     ThresholdStudy,
-    grid_pairs,
     result_lines,
     results_table,
     write_comparison,
@@ -71,10 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Tune, evaluate, print the table and write the run folder; returns the exit status."""
     args = parse_args(argv)
     check_positive(args, "train_users", "eval_users", "batch", "n_boot")
-    show = tuning.parse_floats(args.grid[0], "--grid SHOW_ABOVE")
-    retire = tuning.parse_floats(args.grid[1], "--grid RETIRE_BELOW")
-    grid_pairs(show, retire)  # an empty grid fails here, naming the option
-    max_unanswered = tuning.parse_max_unanswered(args.max_unanswered)
+    grid = tuning.TuningGrid.parse(args.grid[0], args.grid[1], args.max_unanswered)
     train = seed_scheme.train_users(args.seed, args.train_users)
     held_out = seed_scheme.eval_users(args.seed, args.eval_users)
     sim = resolve_simulator(args)
@@ -83,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         train,
         held_out,
         families=[f for f in FAMILIES if f in {"threshold", *args.families}],
-        grid=tuning.TuningGrid(tuple(show), tuple(retire), max_unanswered),
+        grid=grid,
         seed=args.seed,
         batch=args.batch,
         n_boot=args.n_boot,

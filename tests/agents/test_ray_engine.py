@@ -103,6 +103,6 @@ def test_the_ray_engine_without_ray_says_how_to_install_it(monkeypatch, tmp_path
 def test_a_ray_task_refuses_a_run_folder_its_node_does_not_have(tmp_path):
     from agents.engines import _run_unit
 
-    with pytest.raises(ConfigError, match="no such folder on node .*file system every node shares"):
+    with pytest.raises(ConfigError, match=r"no such folder on node .*file system every node shares"):
         _run_unit(print, (), 1, str(tmp_path / "elsewhere"), None, "unit")
     assert _run_unit(os.getcwd, (), 1, str(tmp_path), None, "unit") == str(tmp_path)

@@ -4,16 +4,16 @@ import pytest
 from agents import seeds as seed_scheme
 from agents.policy import ThresholdPolicy
 from agents.simulator import Simulator
-from agents.threshold_comparison import TRIVIAL, ThresholdStudy, grid_pairs, lifecycle_check
+from agents.threshold_comparison import TRIVIAL, ThresholdStudy, lifecycle_check
 from agents.tuning import TuningGrid, grid_size
 from decay_model.errors import ConfigError
 from envs.config import get_preset
 
 
 def test_grid_pairs_keep_retire_below_at_most_show_above():
-    assert grid_pairs([0.2, 0.4], [0.0, 0.3]) == [(0.2, 0.0), (0.4, 0.0), (0.4, 0.3)]
-    with pytest.raises(ConfigError, match="retire_below <= show_above"):
-        grid_pairs([0.1], [0.5])
+    assert TuningGrid.parse("0.2,0.4", "0,0.3", "none").pairs() == [(0.2, 0.0), (0.4, 0.0), (0.4, 0.3)]
+    with pytest.raises(ConfigError, match="--grid: no pair has retire_below <= show_above"):
+        TuningGrid.parse("0.1", "0.5", "none")
 
 
 def frame(rows: dict[str, float]) -> pd.DataFrame:
