@@ -49,6 +49,7 @@ import pandas as pd
 from agents import seeds
 from agents.engines import Engine, LocalEngine, Unit
 from agents.evaluation import paired_difference
+from agents.simulator import Simulator
 from agents.statistics import hierarchical_bootstrap, holm_bootstrap, paired_hierarchical_bootstrap
 from agents.trained import has_entry
 from agents.training import DEFAULT_TORCH_THREADS
@@ -154,8 +155,8 @@ class BenchmarkRun:
     level: Level
     seed: int
     """Root seed: tuning and evaluation users; training seeds are ``seed`` + k."""
-    simulator_argv: tuple[str, ...]
-    """The options that select the simulator in the commands the stages run."""
+    simulator: Simulator
+    """The simulator every stage runs on (its ``argv()`` selects it in the stages' commands)."""
     algos: tuple[str, ...]
     """Agents to train (``agents.trained.ALGOS`` keys); the first one's best seed is explained."""
     policies: tuple[str, ...] = ()
@@ -187,7 +188,7 @@ def stage_tune(bench: BenchmarkRun, commands: Commands, engine: Engine | None = 
             return tuned
     scratch = bench.run_dir / "tuning"
     argv = [
-        *bench.simulator_argv, "--seed", str(bench.seed),
+        *bench.simulator.argv(), "--seed", str(bench.seed),
         "--policies", "threshold", "threshold_plus", "best_rule", *custom,
         "--eval-users", "8", "--train-users", str(level.tuning_users), "--out", str(scratch),
         "--grid", level.show_above, level.retire_below, "--max-unanswered", level.max_unanswered,
@@ -217,13 +218,13 @@ def stage_train(
                 continue
             cpus = DEFAULT_TORCH_THREADS  # the run's torch threads, and the CPUs its unit asks for
             argv = [
-                "--algo", algo, *bench.simulator_argv, "--seed", str(bench.seed + k),
+                "--algo", algo, *bench.simulator.argv(), "--seed", str(bench.seed + k),
                 "--timesteps", str(level.timesteps), "--eval-users", str(level.valid_users),
                 "--torch-threads", str(cpus),
             ]  # fmt: skip
             if level.n_envs is not None:
                 argv += ["--n-envs", str(level.n_envs)]
-            tuned_file = level_hyperparams(level, algo, bench.simulator_argv)
+            tuned_file = level_hyperparams(level, algo, bench.simulator)
             if tuned_file is not None:
                 argv += ["--hyperparams", str(tuned_file)]
             gpus = 1 if (bench.device or "").startswith("cuda") else 0
@@ -255,22 +256,16 @@ def train_unit(train: Command, out: Path, argv: list[str], device: str | None = 
     return status
 
 
-def level_hyperparams(level: Level, algo: str, simulator_argv: Sequence[str] = ()) -> Path | None:
+def level_hyperparams(level: Level, algo: str, simulator: Simulator) -> Path | None:
     """The YAML the level's ``algo`` runs train with, if the level has its own (``Level.hyperparams``).
 
-    Only where the file has an entry for the preset ``simulator_argv`` selects (``--preset``,
-    default ``default``); a ``--sim`` folder has dynamics of its own, so it trains with the
-    packaged defaults.
+    Only where the file has an entry for the simulator's preset; a folder built from one's own
+    logs has dynamics of its own, so it trains with the packaged defaults.
     """
-    argv = list(simulator_argv)
-    if level.hyperparams is None or "--sim" in argv:
+    if level.hyperparams is None or simulator.sim is not None:
         return None
-    at = argv.index("--preset") + 1 if "--preset" in argv else None
-    if at is not None and at >= len(argv):
-        raise ConfigError("--preset needs a preset name")
-    preset = "default" if at is None else argv[at]
     path = Path(str(files("agents") / "hyperparams" / level.hyperparams / f"{algo}.yml"))
-    return path if path.is_file() and has_entry(path, preset) else None
+    return path if path.is_file() and has_entry(path, simulator.preset) else None
 
 
 def missing_seeds(bench: BenchmarkRun, runs: dict[str, list[Path]]) -> dict[str, list[int]]:
@@ -314,7 +309,7 @@ def stage_explain(
     if not _done(tree):
         users = str(bench.level.explain_users)
         argv = [
-            "--policy", str(model_path(run)), *bench.simulator_argv, "--seed", str(bench.seed),
+            "--policy", str(model_path(run)), *bench.simulator.argv(), "--seed", str(bench.seed),
             "--out", str(out), "--train-users", users, "--check-users", users, "--tuned", str(tuned),
         ]  # fmt: skip
         (engine or LocalEngine()).run_one("explain", Unit(out.name, commands.explain, (argv,)))
@@ -338,7 +333,7 @@ def stage_evaluate(
         out / "summary.json", wanted, users, commands.spec_key
     ):
         argv = [
-            *bench.simulator_argv, "--seed", str(bench.seed), "--eval-users", str(bench.level.eval_users),
+            *bench.simulator.argv(), "--seed", str(bench.seed), "--eval-users", str(bench.level.eval_users),
             "--tuned", str(tuned), "--out", str(out), "--policies", *wanted,
         ]  # fmt: skip
         (engine or LocalEngine()).run_one("evaluate", Unit("evaluation", commands.evaluate, (argv,)))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from decay_model.errors import ConfigError
-from envs.config import SimConfig
+from envs.config import SimConfig, get_preset
 from envs.simulator_folder import sim_provenance
 
 
@@ -23,6 +23,11 @@ class Simulator:
     preset: str
     sim: str | None
     config: SimConfig
+
+    @classmethod
+    def of_preset(cls, name: str) -> Simulator:
+        """A named preset (ConfigError names an unknown one)."""
+        return cls(name, None, get_preset(name))
 
     @property
     def label(self) -> str:

@@ -23,7 +23,7 @@ from decay_model.memory import peak_rss_mib
 from decay_model.synthetic import load_log_or_synthetic
 from decay_model.task import TaskConfig
 from decay_model.threads import torch_threads
-from envs.config import PRESETS, get_preset
+from envs.config import PRESETS
 from envs.simulator_folder import load_sim
 
 __all__ = [
@@ -130,8 +130,7 @@ def resolve_simulator(args: argparse.Namespace) -> Simulator:
     """The simulator of ``add_simulator_options``' arguments; ConfigError names a bad preset or folder."""
     if getattr(args, "sim", None):
         return Simulator("default", str(args.sim), load_sim(args.sim))
-    preset = getattr(args, "preset", None) or "default"
-    return Simulator(preset, None, get_preset(preset))
+    return Simulator.of_preset(getattr(args, "preset", None) or "default")
 
 
 def check_positive(args: argparse.Namespace, *names: str) -> None:

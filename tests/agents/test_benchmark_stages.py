@@ -18,6 +18,7 @@ from agents.benchmark import (
     stage_tune,
 )
 from agents.engines import LocalEngine
+from agents.simulator import Simulator
 from decay_model.errors import ConfigError
 
 
@@ -43,7 +44,7 @@ def bench(tmp_path, **changes):
         "run_dir": tmp_path,
         "level": LEVELS["smoke"],
         "seed": 5,
-        "simulator_argv": ("--preset", "small"),
+        "simulator": Simulator.of_preset("small"),
         "algos": ("ppo", "a2c"),
     }
     return BenchmarkRun(**{**values, **changes})
@@ -130,12 +131,14 @@ def test_a_levels_own_hyperparameters_apply_where_its_file_has_the_presets_entry
     (folder / "ppo.yml").write_text("decaygym/InterestDecay-small-v1:\n  n_envs: 8\n")
     monkeypatch.setattr(agents.benchmark, "files", lambda package: tmp_path)
     level = replace(LEVELS["smoke"], hyperparams="tuned_level")
-    assert level_hyperparams(level, "ppo", ("--preset", "small")) == folder / "ppo.yml"
-    assert level_hyperparams(level, "ppo", ("--preset", "default")) is None  # no entry for it
-    assert level_hyperparams(level, "ppo", ()) is None  # the default preset
-    assert level_hyperparams(level, "a2c", ("--preset", "small")) is None  # no file
-    assert level_hyperparams(level, "ppo", ("--sim", "fitted_sim")) is None  # dynamics of its own
-    assert level_hyperparams(LEVELS["smoke"], "ppo", ("--preset", "small")) is None
+    assert level_hyperparams(level, "ppo", Simulator.of_preset("small")) == folder / "ppo.yml"
+    assert level_hyperparams(level, "ppo", Simulator.of_preset("default")) is None  # no entry for it
+    assert level_hyperparams(level, "a2c", Simulator.of_preset("small")) is None  # no file
+    folder_sim = replace(Simulator.of_preset("default"), sim="fitted_sim")
+    (folder / "ppo.yml").write_text("decaygym/InterestDecay-v1:\n  n_envs: 8\n")
+    assert level_hyperparams(level, "ppo", Simulator.of_preset("default")) == folder / "ppo.yml"
+    assert level_hyperparams(level, "ppo", folder_sim) is None  # dynamics of its own
+    assert level_hyperparams(LEVELS["smoke"], "ppo", Simulator.of_preset("small")) is None
 
 
 def test_an_evaluation_is_reused_only_on_the_same_users_and_policies(tmp_path):

@@ -7,7 +7,6 @@ from agents.simulator import Simulator
 from agents.threshold_comparison import TRIVIAL, ThresholdStudy, lifecycle_check
 from agents.tuning import TuningGrid, grid_size
 from decay_model.errors import ConfigError
-from envs.config import get_preset
 
 
 def test_grid_pairs_keep_retire_below_at_most_show_above():
@@ -41,7 +40,7 @@ def test_the_lifecycle_check_asks_for_all_three_actions_and_clearly_worse_trivia
 def test_a_study_records_its_settings_and_counts_its_steps():
     grid = TuningGrid((0.2, 0.4), (0.0, 0.1), (None, 3))
     study = ThresholdStudy(
-        Simulator("small", None, get_preset("small")),
+        Simulator.of_preset("small"),
         seed_scheme.train_users(1, 8),
         seed_scheme.eval_users(1, 16),
         ["threshold", "threshold_plus"],

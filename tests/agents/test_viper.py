@@ -31,7 +31,7 @@ def agent_dir(tmp_path_factory):
 
 
 def small_sim():
-    return Simulator("small", None, get_preset("small"))
+    return Simulator.of_preset("small")
 
 
 def test_the_agent_driving_itself_agrees_fully_and_scores_what_evaluate_scores(agent_dir):
