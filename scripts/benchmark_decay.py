@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 from collections.abc import Sequence
 
 import torch
 
+from agents.provenance import machine
 from decay_model.neural import PRESETS
 from decay_model.neural_speed import measure
 from decay_model.synthetic import load_log_or_synthetic
@@ -66,16 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure(log, task, args.preset, device, **timing, process_peak_mib=peak_rss_mib)
             for device in devices
         ]
+    # the CPU, its cores and the OS go into the JSON with every result (write_result_json)
     hardware = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
         "torch_threads": args.threads,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+    cpu = machine()
     console.print(
         f"[dim]{data_name}: {log.n_events:,} events, {log.n_users:,} users; "
-        f"{hardware['processor']}, {hardware['cpu_count']} CPUs, torch threads {args.threads}, "
+        f"{cpu['cpu']}, {cpu['cpus']} CPUs, torch threads {args.threads}, "
         f"CUDA: {hardware['cuda'] or 'none'}[/dim]"
     )
     for r in rows:

@@ -11,7 +11,7 @@ def test_benchmark_prints_and_writes_figures(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "events/s" in printed and "users/s" in printed
     result = json.loads(out.read_text())
-    assert result["hardware"]["torch_threads"] == 1 and result["hardware"]["cpu_count"] >= 1
+    assert result["hardware"]["torch_threads"] == 1 and result["machine"]["cpus"] >= 1
     (row,) = result["results"]
     assert row["device"] == "cpu" and row["train_steps"] == 3
     assert row["train_events_per_s"] > 0 and row["encode_users_per_s"] > 0
