@@ -101,11 +101,11 @@ def provenance_differences(record: dict[str, Any]) -> list[str]:
         then = recorded_versions.get(name)
         if then is not None and then != now:
             out.append(f"{name}: {then} -> {now}")
-    recorded_machine = record.get("machine")
+    recorded_machine, cpu = record.get("machine"), machine()["cpu"]
     if recorded_machine is None:
         out.append("cpu: not recorded")
-    elif recorded_machine.get("cpu") != machine()["cpu"]:
-        out.append(f"cpu: {recorded_machine.get('cpu')} -> {machine()['cpu']}")
+    elif recorded_machine.get("cpu") != cpu:
+        out.append(f"cpu: {recorded_machine.get('cpu')} -> {cpu}")
     return out
 
 
